@@ -1,0 +1,1 @@
+"""Drivers shipped with Machine, one package each (installed as machine.drivers.*)."""

@@ -1,0 +1,565 @@
+"""The facade: everything the CLI (and Python callers) can do with machines.
+
+    from machine.api import Machines
+    m = Machines()                     # $MACHINE_STORAGE_PATH or ~/.docker/machine
+    m.create("node1", "qemu", {"memory": 1024})
+    print(m.env("node1", shell="bash"))
+    m.rm(["node1"])
+
+Heavy modules (paramiko, cryptography, SDKs) are imported inside the functions
+that need them, so `env`, `ls`, `config` stay fast.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import credentials
+from .driver import Driver, Journal, get_driver_class
+from .errors import MachineError, NotFound, StepFailed, UsageError
+from .fsutil import PRIVATE_FILE, PUBLIC_FILE, atomic_write
+from .model import AuthOptions, EngineOptions, Host, MachineMeta, Phase, State, SwarmOptions
+from .store import Store, validate_name
+
+Reporter = Callable[[str], None]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class TLSOptions:
+    key_type: str = "ecdsa"
+    cert_days: int = 1095
+    sans: list = field(default_factory=list)
+    ca_cert: str | None = None       # bring-your-own CA (docker-machine's --tls-ca-cert …)
+    ca_key: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+@dataclass
+class HostStatus:
+    """One row of `ls`."""
+
+    name: str
+    driver: str = ""
+    state: str = ""
+    url: str = ""
+    active: bool = False
+    docker_version: str = ""
+    swarm: str = ""
+    error: str = ""
+    cert_expiry: str = ""
+    labels: list = field(default_factory=list)
+    response_ms: int = 0
+
+    def as_template_data(self) -> dict:
+        return {
+            "Name": self.name, "DriverName": self.driver, "State": self.state, "URL": self.url,
+            "Active": "*" if self.active else "-", "ActiveHost": self.active,
+            "DockerVersion": self.docker_version, "Swarm": self.swarm, "Error": self.error,
+            "CertExpiry": self.cert_expiry, "ResponseTime": f"{self.response_ms}ms",
+            "EngineLabels": self.labels,
+        }
+
+
+class Machines:
+    def __init__(self, storage_path: str | os.PathLike | None = None):
+        self.store = Store(storage_path)
+
+    # ---- loading ----------------------------------------------------------
+    def load(self, name: str) -> Host:
+        validate_name(name)
+        return self.store.load(name)
+
+    def driver_for(self, host: Host, *, persist: bool = True) -> Driver:
+        cls = get_driver_class(host.driver_name)
+        mdir = self.store.machine_dir(host.name)
+        journal = Journal(host.machine.journal, (lambda: self.store.save(host)) if persist else None)
+        secrets = credentials.load(mdir, host.name, host.machine.credentials)
+        return cls(host.name, mdir, host.driver, journal=journal, secrets=secrets, store_path=self.store.path)
+
+    # ---- create -----------------------------------------------------------
+    def create(self, name: str, driver_name: str, driver_options: dict | None = None, *,
+               engine: EngineOptions | None = None, swarm: SwarmOptions | None = None,
+               tls: TLSOptions | None = None, keep_on_failure: bool = False,
+               labels: dict | None = None, on_step: Reporter = lambda s: None,
+               ssh_deadline_s: float = 600.0, context: bool = True) -> Host:
+        """pre-check → record → driver.create (journaled) → provision → client config → ready."""
+        validate_name(name)
+        tls = tls or TLSOptions()
+        cls = get_driver_class(driver_name)
+        if self.store.exists(name):
+            raise UsageError(f"machine {name!r} already exists",
+                             f"pick another name or remove it first: machine rm {name}")
+        host = Host(name=name, driver_name=cls.name, engine=engine or EngineOptions(),
+                    swarm=swarm or SwarmOptions(), machine=MachineMeta(phase=Phase.CREATING.value))
+        host.machine.created_at = _now()
+        host.machine.tls_key_type = tls.key_type
+        host.machine.cert_days = tls.cert_days
+        host.machine.labels = dict(labels or {})
+        host.auth.server_cert_sans = list(tls.sans)
+        mdir = self.store.machine_dir(name)
+        journal = Journal(host.machine.journal, lambda: self.store.save(host))
+        driver = cls(name, mdir, host.driver, journal=journal, store_path=self.store.path)
+        driver.set_options(dict(driver_options or {}))
+
+        step = "pre-create-check"
+        on_step(step)
+        self._prepare_certs(tls)
+        driver.pre_create_check()
+
+        # From here on something exists: any failure rolls back unless asked not to.
+        self.store.reserve(name)
+        try:
+            with self.store.lock(name):
+                self._fill_auth(host, tls)
+                host.machine.credentials = credentials.save(mdir, name, driver.secrets)
+                if host.machine.credentials:
+                    on_step(f"credentials kept in the {'OS keyring' if host.machine.credentials == 'keyring' else 'machine folder (0600 credentials.json)'}")
+                self.store.save(host)
+                step = "create-host"
+                on_step(step)
+                self._timed(host, step, driver.create)
+                self.store.save(host)
+                step = "provision"
+                self._provision(host, driver, on_step=on_step, pin=True, ssh_deadline_s=ssh_deadline_s)
+                step = "client-config"
+                on_step(step)
+                self._client_config(host, context=context)
+                host.machine.phase = Phase.READY.value
+                host.machine.failed_step = host.machine.error = ""
+                self.store.save(host)
+                return host
+        except BaseException as exc:
+            failed_step = exc.step if isinstance(exc, StepFailed) else step
+            if keep_on_failure and not isinstance(exc, KeyboardInterrupt):
+                host.machine.phase = Phase.FAILED.value
+                host.machine.failed_step = failed_step
+                host.machine.error = str(exc)
+                self.store.save(host)
+                raise _with_hint(exc, failed_step,
+                                 f"the machine was kept; fix the cause and run: machine provision {name}, "
+                                 f"or remove it: machine rm -f {name}") from exc
+            on_step(f"rolling back ({failed_step} failed)")
+            self._rollback(host, driver)
+            raise _with_hint(exc, failed_step, "nothing was left behind; fix the cause and create again") from exc
+
+    def _timed(self, host: Host, step: str, fn, *a, **kw):
+        t0 = time.monotonic()
+        try:
+            return fn(*a, **kw)
+        finally:
+            host.machine.steps[step] = round(time.monotonic() - t0, 3)
+
+    def _rollback(self, host: Host, driver: Driver) -> None:
+        try:
+            driver.remove()
+        except BaseException as e:  # keep the record so `rm` can finish the job
+            host.machine.phase = Phase.FAILED.value
+            host.machine.error = f"rollback incomplete: {e}"
+            self.store.save(host)
+            raise MachineError(f"rollback of {host.name} failed ({e})",
+                               f"resources may remain; run: machine rm -f {host.name}") from None
+        self._remove_local(host)
+
+    def _prepare_certs(self, tls: TLSOptions) -> None:
+        if tls.ca_cert or tls.ca_key:
+            from . import certs
+
+            if not (tls.ca_cert and tls.ca_key):
+                raise UsageError("--tls-ca-cert and --tls-ca-key go together", "pass both or neither")
+            certs.validate_byo(tls.ca_cert, tls.ca_key, tls.client_cert, tls.client_key)
+            if not (tls.client_cert and tls.client_key):
+                # A client cert signed by the user's CA, kept in the store's certs/.
+                client = self.store.client_cert()
+                if not client.exists():
+                    with self.store.store_lock():
+                        certs.generate_client_cert(tls.ca_cert, tls.ca_key, client, self.store.client_key(),
+                                                   key_type=tls.key_type)
+        else:
+            self.store.ensure_certs(key_type=tls.key_type)
+
+    def _fill_auth(self, host: Host, tls: TLSOptions) -> None:
+        mdir = self.store.machine_dir(host.name)
+        a = host.auth
+        a.cert_dir = str(self.store.certs_dir)
+        a.ca_cert_path = tls.ca_cert or str(self.store.ca_cert())
+        a.ca_private_key_path = tls.ca_key or str(self.store.ca_key())
+        a.client_cert_path = tls.client_cert or str(self.store.client_cert())
+        a.client_key_path = tls.client_key or str(self.store.client_key())
+        a.server_cert_path = str(mdir / "server.pem")
+        a.server_key_path = str(mdir / "server-key.pem")
+        a.store_path = str(mdir)
+        host.driver.setdefault("StorePath", str(self.store.path))
+
+    # ---- provisioning ------------------------------------------------------
+    def _provision(self, host: Host, driver: Driver, *, on_step: Reporter, pin: bool,
+                   ssh_deadline_s: float = 600.0, regenerate_certs: bool = False) -> None:
+        if not driver.capabilities.provision:
+            host.machine.url = _none_url(host, driver)
+            return
+        from .provision import provision_host
+
+        result = provision_host(self.store, host, driver, on_step=on_step, pin_host_key=pin,
+                                ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs)
+        host.machine.steps.update(result.step_times)
+        h, p = driver.engine_endpoint(host.engine.port)
+        host.machine.url = f"tcp://{_bracket(h)}:{p}"
+
+    def _client_config(self, host: Host, *, context: bool = True) -> None:
+        """Copy CA and client cert into the machine folder (docker-machine's DOCKER_CERT_PATH)
+        and write a docker context named after the machine."""
+        mdir = self.store.machine_dir(host.name)
+        a = host.auth
+        for src, dst, mode in ((a.ca_cert_path, "ca.pem", PUBLIC_FILE), (a.client_cert_path, "cert.pem", PUBLIC_FILE),
+                               (a.client_key_path, "key.pem", PRIVATE_FILE)):
+            atomic_write(mdir / dst, Path(src).read_bytes(), mode=mode)
+        if context and host.machine.url:
+            from . import clientconfig
+
+            clientconfig.write_context(
+                context_name(host.name), docker_host=host.machine.url,
+                ca_pem=(mdir / "ca.pem").read_bytes(), cert_pem=(mdir / "cert.pem").read_bytes(),
+                key_pem=(mdir / "key.pem").read_bytes(),
+                description=f"machine {host.name} ({host.driver_name})")
+
+    def provision(self, name: str, *, on_step: Reporter = lambda s: None, regenerate_certs: bool = False,
+                  ssh_deadline_s: float = 300.0) -> Host:
+        host = self.load(name)
+        with self.store.lock(name):
+            driver = self.driver_for(host)
+            if not driver.capabilities.provision:
+                raise UsageError(f"machine {name} uses driver {host.driver_name}, which has no host to provision")
+            try:
+                self._provision(host, driver, on_step=on_step, pin=not host.machine.ssh_key_fingerprint,
+                                ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs)
+                self._client_config(host)
+            except BaseException as exc:
+                host.machine.phase = Phase.FAILED.value
+                host.machine.failed_step = exc.step if isinstance(exc, StepFailed) else "provision"
+                host.machine.error = str(exc)
+                self.store.save(host)
+                raise
+            host.machine.phase = Phase.READY.value
+            host.machine.failed_step = host.machine.error = ""
+            self.store.save(host)
+            return host
+
+    def regenerate_certs(self, name: str, *, client_certs: bool = False, on_step: Reporter = lambda s: None) -> Host:
+        if client_certs:
+            from . import certs
+
+            with self.store.store_lock():
+                a = self.load(name).auth
+                certs.generate_client_cert(a.ca_cert_path, a.ca_private_key_path, a.client_cert_path,
+                                           a.client_key_path, key_type=self.load(name).machine.tls_key_type)
+        return self.provision(name, on_step=on_step, regenerate_certs=True)
+
+    # ---- lifecycle ---------------------------------------------------------
+    def _lifecycle(self, name: str, action: str, *, on_step: Reporter = lambda s: None) -> Host:
+        host = self.load(name)
+        with self.store.lock(name):
+            driver = self.driver_for(host)
+            if not getattr(driver.capabilities, action):
+                raise UsageError(f"driver {host.driver_name} cannot {action} machines")
+            on_step(f"{action} {name}")
+            getattr(driver, action)()
+            self.store.save(host)  # a driver may update ports or addresses
+        if action in ("start", "restart") and driver.capabilities.provision:
+            # Re-verify the engine: addresses may have changed, certs must still match.
+            self.provision(name, on_step=on_step)
+        return host
+
+    def start(self, name, **kw):
+        return self._lifecycle(name, "start", **kw)
+
+    def stop(self, name, **kw):
+        return self._lifecycle(name, "stop", **kw)
+
+    def restart(self, name, **kw):
+        return self._lifecycle(name, "restart", **kw)
+
+    def kill(self, name, **kw):
+        return self._lifecycle(name, "kill", **kw)
+
+    # ---- rm ---------------------------------------------------------------
+    def rm(self, name: str, *, force: bool = False, on_step: Reporter = lambda s: None) -> None:
+        """Delete the host and its record. With force, the record goes even if the driver fails."""
+        validate_name(name)
+        if not self.store.exists(name):
+            raise NotFound(f"machine {name!r} does not exist", "see `machine ls`")
+        with self.store.lock(name):
+            try:
+                host = self.store.load(name)
+            except MachineError:
+                if not force:
+                    raise
+                host = None
+            if host is not None:
+                host.machine.phase = Phase.REMOVING.value
+                try:
+                    driver = self.driver_for(host)
+                    on_step(f"removing {name} ({host.driver_name})")
+                    driver.remove()
+                except Exception as e:
+                    if not force:
+                        self.store.save(host)
+                        raise MachineError(f"removing {name} failed: {e}",
+                                           f"retry, or drop the local record anyway with: machine rm -f {name}") from None
+                self._remove_local(host)
+            else:
+                self.store.remove(name)
+
+    def _remove_local(self, host: Host) -> None:
+        from . import clientconfig
+
+        mdir = self.store.machine_dir(host.name)
+        credentials.delete(mdir, host.name, host.machine.credentials)
+        if clientconfig.context_exists(context_name(host.name)):
+            clientconfig.remove_context(context_name(host.name))
+        self.store.remove(host.name)
+
+    # ---- read-only ---------------------------------------------------------
+    def url(self, name: str) -> str:
+        host = self.load(name)
+        if not host.url:
+            raise MachineError(f"machine {name} has no URL yet", f"is it running? machine start {name}")
+        return host.url
+
+    def ip(self, name: str) -> str:
+        host = self.load(name)
+        ip = host.ip or self.driver_for(host, persist=False).ip()
+        if not ip:
+            raise MachineError(f"machine {name} has no IP address yet", f"is it running? machine start {name}")
+        return ip
+
+    def status(self, name: str) -> State:
+        host = self.load(name)
+        return self.driver_for(host, persist=False).state()
+
+    def inspect(self, name: str) -> dict:
+        host = self.load(name)
+        data = host.to_dict()
+        data.setdefault("Machine", {})["CertExpiry"] = _cert_expiry(host)
+        return data
+
+    def config_flags(self, name: str) -> str:
+        """docker-machine's `config` output: flags for the docker CLI."""
+        host = self.load(name)
+        a = host.auth
+        return (f"--tlsverify\n--tlscacert={_go_quote(a.ca_cert_path)}\n--tlscert={_go_quote(a.client_cert_path)}"
+                f"\n--tlskey={_go_quote(a.client_key_path)}\n-H={self.url(name)}\n")
+
+    def env(self, name: str, *, shell: str, unset: bool = False, no_proxy: bool = False,
+            command_line: Iterable[str] = (), environ=None, check: bool = False) -> str:
+        from . import clientconfig
+
+        environ = os.environ if environ is None else environ
+        if unset:
+            return clientconfig.render_env(shell=shell, machine_name=name, docker_host="", cert_path="",
+                                           unset=True, no_proxy=no_proxy, environ=environ,
+                                           command_line=list(command_line))
+        host = self.load(name)
+        url = self.url(name)
+        cert_path = str(self.store.machine_dir(name))
+        if check:
+            self.check_engine(host)
+        return clientconfig.render_env(shell=shell, machine_name=name, docker_host=url, cert_path=cert_path,
+                                       tls_verify=host.engine.tls_verify, no_proxy=no_proxy, environ=environ,
+                                       command_line=list(command_line))
+
+    def check_engine(self, host: Host, timeout: float = 10.0):
+        from .engineapi import engine_info
+
+        mdir = self.store.machine_dir(host.name)
+        return engine_info(host.url, ca=str(mdir / "ca.pem"), cert=str(mdir / "cert.pem"),
+                           key=str(mdir / "key.pem"), timeout=timeout)
+
+    def active(self, environ=None) -> str | None:
+        """The machine DOCKER_HOST points at, else the current docker context if it is a machine."""
+        environ = os.environ if environ is None else environ
+        docker_host = environ.get("DOCKER_HOST", "")
+        if docker_host:
+            for name, host in self.store.load_all():
+                if isinstance(host, Host) and host.url and host.url == docker_host:
+                    return name
+            return None
+        from . import clientconfig
+
+        ctx = environ.get("DOCKER_CONTEXT") or clientconfig.current_context()
+        for candidate in (ctx, (ctx or "").removeprefix("machine-")):
+            if candidate and _valid(candidate) and self.store.exists(candidate) \
+                    and context_name(candidate) == ctx:
+                return candidate
+        return None
+
+    def use(self, name: str) -> None:
+        from . import clientconfig
+
+        host = self.load(name)
+        if not clientconfig.context_exists(context_name(name)):
+            self._client_config(host)
+        clientconfig.use_context(context_name(name))
+
+    # ---- ls ----------------------------------------------------------------
+    def ls(self, *, filters: dict[str, list[str]] | None = None, timeout: float = 10.0,
+           probe: bool = True, environ=None) -> list[HostStatus]:
+        records = self.store.load_all()
+        active = self.active(environ)
+        rows: list[HostStatus] = []
+        work: list[tuple[HostStatus, Host]] = []
+        for name, host in records:
+            if isinstance(host, MachineError):
+                rows.append(HostStatus(name=name, state=State.ERROR.value, error=host.message))
+                continue
+            row = HostStatus(name=name, driver=host.driver_name, url=host.url, active=(name == active),
+                             cert_expiry=_cert_expiry(host), labels=list(host.engine.labels),
+                             swarm=_swarm_label(host))
+            if host.machine.phase in (Phase.CREATING.value, Phase.FAILED.value, Phase.REMOVING.value):
+                row.error = host.machine.error or f"{host.machine.phase}"
+            rows.append(row)
+            work.append((row, host))
+        pre = _prefilter(rows, filters or {})
+        todo = [(r, h) for r, h in work if r in pre]
+        if probe and todo:
+            with ThreadPoolExecutor(max_workers=min(32, len(todo))) as pool:
+                list(pool.map(lambda rh: self._probe(rh[0], rh[1], timeout), todo))
+        return _apply_filters([r for r in rows if r in pre], filters or {})
+
+    def _probe(self, row: HostStatus, host: Host, timeout: float) -> None:
+        """State from the driver where it is cheap, engine version over TLS; per-host timeout."""
+        t0 = time.monotonic()
+        try:
+            driver = self.driver_for(host, persist=False)
+            row.state = str(driver.state())
+            if row.state == State.RUNNING.value and host.url:
+                info = self.check_engine(host, timeout=timeout)
+                row.docker_version = "v" + info.version if info.version else ""
+        except MachineError as e:
+            row.error = row.error or e.message
+        except Exception as e:  # a driver bug must not hide the other rows
+            row.error = row.error or f"{type(e).__name__}: {e}"
+            row.state = row.state or State.ERROR.value
+        row.response_ms = int((time.monotonic() - t0) * 1000)
+
+
+# ---- helpers -----------------------------------------------------------------
+
+def _valid(name: str) -> bool:
+    try:
+        validate_name(name)
+        return True
+    except UsageError:
+        return False
+
+
+def _bracket(h: str) -> str:
+    return f"[{h}]" if ":" in h else h
+
+
+def _none_url(host: Host, driver: Driver) -> str:
+    return str(driver.config.get("URL") or host.url)
+
+
+def _go_quote(s: str) -> str:
+    # Go's %q for the paths we print: backslash and double quote escaped.
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _swarm_label(host: Host) -> str:
+    s = host.swarm
+    if not s.is_swarm:
+        return ""
+    role = s.extra.get("Role") or ("manager" if s.master else "worker")
+    return f"{role}"
+
+
+def context_name(machine_name: str) -> str:
+    """The docker context for a machine: its own name where docker allows it.
+
+    docker reserves "default" (docker-machine's favourite name) and wants two
+    characters at least, so those get a "machine-" prefix.
+    """
+    if machine_name == "default" or len(machine_name) < 2 or not machine_name[0].isalnum():
+        return f"machine-{machine_name}"
+    return machine_name
+
+
+def _cert_expiry(host: Host) -> str:
+    """Server certificate expiry date (YYYY-MM-DD), read from the record or the PEM."""
+    cached = host.machine.extra.get("ServerCertNotAfter")
+    if cached:
+        return str(cached)[:10]
+    path = host.auth.server_cert_path
+    if not path or not os.path.exists(path):
+        return ""
+    try:
+        from .certs import cert_info
+
+        return cert_info(path).not_after.date().isoformat()
+    except Exception:
+        return ""
+
+
+def _with_hint(exc: BaseException, step: str, hint: str) -> MachineError:
+    """The create error as the user sees it: what failed, at which step, and what now."""
+    if isinstance(exc, KeyboardInterrupt):
+        return MachineError(f"create interrupted during {step}", hint)
+    if isinstance(exc, StepFailed):  # its message names the step; its resume hint no longer applies
+        return MachineError(exc.message, hint)
+    if isinstance(exc, MachineError):
+        return MachineError(f"{step}: {exc.message}", f"{exc.hint}; {hint}" if exc.hint else hint)
+    return MachineError(f"{step} failed: {type(exc).__name__}: {exc}", hint)
+
+
+# ---- ls filters ----------------------------------------------------------------
+
+def parse_filters(items: Iterable[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("driver", "state", "name", "label", "swarm"):
+            raise UsageError(f"invalid filter {item!r}",
+                             "use driver=NAME, state=Running, name=REGEX, label=KEY=VALUE or swarm=NAME")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _prefilter(rows: list[HostStatus], filters: dict) -> list[HostStatus]:
+    """Filters that need no probing, applied before we touch the network."""
+    keep = []
+    for r in rows:
+        if "driver" in filters and not any(r.driver.lower() == v.lower() for v in filters["driver"]):
+            continue
+        if "name" in filters and not any(_name_match(v, r.name) for v in filters["name"]):
+            continue
+        if "label" in filters and not any(v in r.labels for v in filters["label"]):
+            continue
+        if "swarm" in filters and not any(v == r.swarm for v in filters["swarm"]):
+            continue
+        keep.append(r)
+    return keep
+
+
+def _apply_filters(rows: list[HostStatus], filters: dict) -> list[HostStatus]:
+    if "state" in filters:
+        rows = [r for r in rows if any(r.state.lower() == v.lower() for v in filters["state"])]
+    return rows
+
+
+def _name_match(pattern: str, name: str) -> bool:
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return pattern == name

@@ -1,0 +1,139 @@
+"""`machine create`: flags of the chosen driver are added before parsing, so
+`machine create -d qemu --help` lists --qemu-* options."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from .common import get_api, step_reporter
+
+ENGINE_INSTALL = ("script", "package", "bundle", "none")
+
+
+def _driver_from_args(args: list[str]) -> str | None:
+    for i, a in enumerate(args):
+        if a in ("-d", "--driver") and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--driver="):
+            return a.split("=", 1)[1]
+        if a.startswith("-d") and len(a) > 2 and not a.startswith("--"):
+            return a[2:]
+    return os.environ.get("MACHINE_DRIVER")
+
+
+def _click_option(driver_name: str, opt) -> click.Option:
+    decls = [opt.flag(driver_name), *opt.aliases, opt.dest]
+    kw: dict = {"help": opt.help + (f" [env {opt.envvar}]" if opt.envvar else ""), "envvar": opt.envvar,
+                "show_default": opt.default not in (None, "", False, ())}
+    if opt.type is bool:
+        kw.update(is_flag=True, default=bool(opt.default))
+    else:
+        kw["default"] = opt.default
+        if opt.choices:
+            kw["type"] = click.Choice(list(opt.choices))
+        elif opt.type in (int, float):
+            kw["type"] = opt.type
+        if opt.multiple:
+            kw["multiple"] = True
+            kw["default"] = opt.default or ()
+    return click.Option(decls, **kw)
+
+
+class CreateCommand(click.Command):
+    """Adds the driver's options once -d/--driver is known."""
+
+    def parse_args(self, ctx, args):
+        name = _driver_from_args(args)
+        if name:
+            from ..driver import get_driver_class
+
+            cls = get_driver_class(name)
+            have = {p.name for p in self.params}
+            for opt in cls.options:
+                if opt.dest not in have:
+                    self.params.append(_click_option(cls.name, opt))
+            ctx.meta["driver_class"] = cls
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx, formatter):
+        if "driver_class" not in ctx.meta:
+            from ..driver import driver_names
+
+            formatter.write_paragraph()
+            formatter.write_text("Drivers: " + ", ".join(driver_names())
+                                 + ". Run `machine create -d DRIVER --help` for a driver's options.")
+
+
+@click.command(cls=CreateCommand)
+@click.option("-d", "--driver", envvar="MACHINE_DRIVER", help="Driver that makes the host [env MACHINE_DRIVER]")
+@click.option("--engine-install-url", envvar="MACHINE_DOCKER_INSTALL_URL", default=None,
+              help="Install script URL (get.docker.com style) for --engine-install=script")
+@click.option("--engine-install", type=click.Choice(ENGINE_INSTALL), default=None,
+              help="How to install the engine: script (default), package, bundle, none")
+@click.option("--engine-bundle", type=click.Path(exists=True), default=None,
+              help="Offline bundle of engine packages (implies --engine-install=bundle)")
+@click.option("--engine-opt", multiple=True, help="dockerd flag as key=value (repeatable)")
+@click.option("--engine-insecure-registry", multiple=True, help="Insecure registry (repeatable)")
+@click.option("--engine-registry-mirror", multiple=True, help="Registry mirror (repeatable)")
+@click.option("--engine-label", multiple=True, help="Engine label key=value (repeatable)")
+@click.option("--engine-storage-driver", default="", help="Storage driver for the engine")
+@click.option("--engine-env", multiple=True, help="Environment for the engine KEY=VALUE (repeatable)")
+@click.option("--engine-port", type=int, default=2376, show_default=True, help="TLS port of the engine")
+@click.option("--engine-live-restore/--no-engine-live-restore", default=True, show_default=True,
+              help="Keep containers running while the engine restarts")
+@click.option("--tls-san", multiple=True, help="Extra name or IP for the server certificate (repeatable)")
+@click.option("--tls-key-type", type=click.Choice(["ecdsa", "rsa2048", "rsa4096"]), default="ecdsa",
+              show_default=True, help="Key type for new certificates (RSA for old engines)")
+@click.option("--tls-cert-days", type=int, default=1095, show_default=True, help="Server certificate validity")
+@click.option("--tls-ca-cert", type=click.Path(), default=None, help="Your own CA certificate")
+@click.option("--tls-ca-key", type=click.Path(), default=None, help="Your own CA key")
+@click.option("--tls-client-cert", type=click.Path(), default=None, help="Your own client certificate")
+@click.option("--tls-client-key", type=click.Path(), default=None, help="Your own client key")
+@click.option("--keep-on-failure", is_flag=True, help="Keep a failed machine for `machine provision` instead of rolling back")
+@click.option("--ssh-timeout", type=float, default=600, show_default=True, help="Seconds to wait for SSH")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines")
+@click.argument("name")
+@click.pass_context
+def create(ctx, driver, engine_install_url, engine_install, engine_bundle, engine_opt, engine_insecure_registry,
+           engine_registry_mirror, engine_label, engine_storage_driver, engine_env, engine_port,
+           engine_live_restore, tls_san, tls_key_type, tls_cert_days, tls_ca_cert, tls_ca_key, tls_client_cert,
+           tls_client_key, keep_on_failure, ssh_timeout, quiet, name, **driver_values):
+    """Create a machine: make the host, install Docker Engine with mutual TLS, write client config."""
+    from ..api import TLSOptions
+    from ..errors import UsageError
+    from ..model import DEFAULT_INSTALL_URL, EngineOptions
+    from ..store import validate_name
+
+    validate_name(name)
+    if not driver:
+        raise UsageError("no driver given", "pass -d DRIVER (e.g. -d qemu, -d generic, -d none)")
+    engine = EngineOptions(
+        arbitrary_flags=list(engine_opt), insecure_registry=list(engine_insecure_registry),
+        registry_mirror=list(engine_registry_mirror), labels=list(engine_label),
+        storage_driver=engine_storage_driver, env=list(engine_env), port=engine_port,
+        install_url=engine_install_url or DEFAULT_INSTALL_URL, live_restore=engine_live_restore,
+        install=engine_install or ("bundle" if engine_bundle else "script"),
+        bundle=os.path.abspath(engine_bundle) if engine_bundle else "",
+    )
+    if engine.install == "bundle" and not engine.bundle:
+        raise UsageError("--engine-install=bundle needs a bundle", "pass --engine-bundle PATH (see machine bundle build)")
+    for item in list(engine_label) + list(engine_env):
+        if "=" not in item:
+            raise UsageError(f"{item!r} is not KEY=VALUE", "write labels and env as KEY=VALUE")
+    tls = TLSOptions(key_type=tls_key_type, cert_days=tls_cert_days, sans=list(tls_san), ca_cert=tls_ca_cert,
+                     ca_key=tls_ca_key, client_cert=tls_client_cert, client_key=tls_client_key)
+    api = get_api(ctx)
+    report = step_reporter(name, quiet)
+    host = api.create(name, driver, driver_values, engine=engine, tls=tls, keep_on_failure=keep_on_failure,
+                      on_step=report, ssh_deadline_s=ssh_timeout)
+    if not quiet:
+        click.echo(f"Docker is up and running at {host.url}", err=True)
+        click.echo(f"To point your docker client at it, run: eval $(machine env {name})  or  docker --context "
+                   f"{_context(name)} ...", err=True)
+
+
+def _context(name: str) -> str:
+    from ..api import context_name
+
+    return context_name(name)

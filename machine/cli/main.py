@@ -1,0 +1,127 @@
+"""Entry point: the `machine` click group. Commands load lazily so start-up stays light."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from .. import __version__
+
+# verb -> "module:attribute"; a module is imported only when its verb runs.
+COMMANDS = {
+    "active": "machine.cli.basic:active",
+    "config": "machine.cli.basic:config",
+    "create": "machine.cli.create:create",
+    "env": "machine.cli.env:env",
+    "image": "machine.cli.image:image",
+    "bundle": "machine.cli.bundle:bundle",
+    "inspect": "machine.cli.basic:inspect",
+    "ip": "machine.cli.basic:ip",
+    "kill": "machine.cli.lifecycle:kill",
+    "ls": "machine.cli.ls:ls",
+    "provision": "machine.cli.lifecycle:provision",
+    "regenerate-certs": "machine.cli.lifecycle:regenerate_certs",
+    "restart": "machine.cli.lifecycle:restart",
+    "rm": "machine.cli.basic:rm",
+    "scp": "machine.cli.ssh:scp",
+    "ssh": "machine.cli.ssh:ssh",
+    "start": "machine.cli.lifecycle:start",
+    "status": "machine.cli.basic:status",
+    "stop": "machine.cli.lifecycle:stop",
+    "upgrade": "machine.cli.lifecycle:upgrade",
+    "url": "machine.cli.basic:url",
+    "use": "machine.cli.basic:use",
+    "version": "machine.cli.basic:version",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name == module_name:  # verb not built in this install
+                return None
+            raise
+        return getattr(module, attr)
+
+    def resolve_command(self, ctx, args):
+        cmd_name = click.utils.make_str(args[0])
+        if self.get_command(ctx, cmd_name) is None and not cmd_name.startswith("-"):
+            raise click.UsageError(f"unknown command {cmd_name!r} (see: machine --help)")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-s", "--storage-path", envvar="MACHINE_STORAGE_PATH", type=click.Path(),
+              default=None, help="Machine store [env MACHINE_STORAGE_PATH, default ~/.docker/machine]")
+@click.option("-D", "--debug", is_flag=True, envvar="MACHINE_DEBUG", help="Show tracebacks and debug logs")
+@click.version_option(__version__, "-v", "--version", prog_name="machine",
+                      message="%(prog)s version %(version)s")
+@click.pass_context
+def cli(ctx, storage_path, debug):
+    """Create Docker hosts and point the docker CLI at them."""
+    ctx.ensure_object(dict)
+    ctx.obj["storage_path"] = storage_path
+    ctx.obj["debug"] = debug
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _wants_debug(argv) -> bool:
+    return any(a in ("-D", "--debug") for a in argv) or bool(os.environ.get("MACHINE_DEBUG"))
+
+
+def main(argv=None) -> int:
+    """Run the CLI: every failure becomes one line on stderr and a non-zero exit code."""
+    from ..errors import MachineError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _wants_debug(argv)
+    try:
+        rv = cli.main(args=argv, prog_name="machine", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as e:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"Error: {e.format_message()}", err=True)
+        return e.exit_code
+    except MachineError as e:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"Error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as e:  # a bug: still one line unless --debug
+        if debug:
+            raise
+        click.echo(f"Error: unexpected {type(e).__name__}: {e} (run with --debug for details)", err=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

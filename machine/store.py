@@ -1,0 +1,179 @@
+"""The machine store on disk, in docker-machine's layout.
+
+    STORE/certs/{ca.pem,ca-key.pem,cert.pem,key.pem}
+    STORE/machines/NAME/{config.json,id_*,server.pem,server-key.pem,ca.pem,cert.pem,key.pem}
+    STORE/cache/            images and downloads, by content hash
+    STORE/.locks/           one lock file per machine, plus the store lock
+
+Writes are atomic; each machine has its own lock; CA creation takes the store
+lock so two processes creating machines at once end with one CA.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import MachineError, NotFound, UsageError
+from .fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write_json, ensure_dir
+from .model import Host
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-.]*$")
+LOCK_TIMEOUT = 600.0
+
+
+def default_store_path(environ=None) -> Path:
+    environ = os.environ if environ is None else environ
+    if environ.get("MACHINE_STORAGE_PATH"):
+        return Path(environ["MACHINE_STORAGE_PATH"]).expanduser()
+    return Path.home() / ".docker" / "machine"
+
+
+def validate_name(name: str) -> str:
+    """docker-machine's rule: letters, digits, '-' and '.', starting alphanumeric."""
+    if not name or not NAME_RE.match(name) or len(name) > 253:
+        raise UsageError(
+            f"invalid machine name {name!r}",
+            "use letters, digits, '-' and '.', starting with a letter or digit",
+        )
+    return name
+
+
+class CorruptRecord(MachineError):
+    pass
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path).expanduser().absolute() if path else default_store_path().absolute()
+        self.machines_dir = self.path / "machines"
+        self.certs_dir = self.path / "certs"
+        self.cache_dir = self.path / "cache"
+        self.locks_dir = self.path / ".locks"
+
+    # ---- paths ------------------------------------------------------------
+    def machine_dir(self, name: str) -> Path:
+        return self.machines_dir / validate_name(name)
+
+    def config_path(self, name: str) -> Path:
+        return self.machine_dir(name) / "config.json"
+
+    def ca_cert(self) -> Path:
+        return self.certs_dir / "ca.pem"
+
+    def ca_key(self) -> Path:
+        return self.certs_dir / "ca-key.pem"
+
+    def client_cert(self) -> Path:
+        return self.certs_dir / "cert.pem"
+
+    def client_key(self) -> Path:
+        return self.certs_dir / "key.pem"
+
+    # ---- locks -------------------------------------------------------------
+    @contextmanager
+    def _lock(self, filename: str, timeout: float) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        ensure_dir(self.path, PRIVATE_DIR)
+        ensure_dir(self.locks_dir)
+        lock = FileLock(str(self.locks_dir / filename), mode=PRIVATE_FILE)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise MachineError(
+                f"another machine command holds the lock {filename}",
+                "wait for it to finish, or remove the lock file if no machine command is running",
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def lock(self, name: str, timeout: float = LOCK_TIMEOUT):
+        """Per-machine lock: one writer per machine at a time."""
+        return self._lock(f"{validate_name(name)}.lock", timeout)
+
+    def store_lock(self, timeout: float = LOCK_TIMEOUT):
+        return self._lock("store.lock", timeout)
+
+    # ---- records -----------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        return self.machine_dir(name).is_dir()
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.machines_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            e for e in entries
+            if not e.startswith(".") and NAME_RE.match(e) and (self.machines_dir / e).is_dir()
+        )
+
+    def load(self, name: str) -> Host:
+        path = self.config_path(name)
+        try:
+            raw = path.read_text()
+        except FileNotFoundError:
+            if self.machine_dir(name).is_dir():
+                raise CorruptRecord(f"machine {name!r} has no config.json",
+                                    f"remove it with: machine rm -f {name}") from None
+            raise NotFound(f"machine {name!r} does not exist", "see `machine ls`") from None
+        try:
+            host = Host.from_dict(json.loads(raw), store_path=self.path)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise CorruptRecord(f"machine {name!r} has an unreadable config.json ({e})",
+                                f"fix or remove {path} (machine rm -f {name})") from None
+        if host.name != name:
+            # docker-machine allowed renaming the folder; the folder name wins.
+            host.name = name
+        return host
+
+    def load_all(self) -> list[tuple[str, Host | MachineError]]:
+        """Every machine; a broken record is returned as its error, not raised."""
+        out: list[tuple[str, Host | MachineError]] = []
+        for name in self.names():
+            try:
+                out.append((name, self.load(name)))
+            except MachineError as e:
+                out.append((name, e))
+        return out
+
+    def save(self, host: Host) -> None:
+        d = ensure_dir(self.machine_dir(host.name), PRIVATE_DIR)
+        atomic_write_json(d / "config.json", host.to_dict(store_path=self.path), mode=PRIVATE_FILE)
+
+    def reserve(self, name: str) -> Path:
+        """Create the machine folder; fail if the machine already exists."""
+        ensure_dir(self.path, PRIVATE_DIR)
+        ensure_dir(self.machines_dir, PRIVATE_DIR)
+        d = self.machine_dir(name)
+        try:
+            d.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            raise UsageError(f"machine {name!r} already exists",
+                             f"pick another name or remove it first: machine rm {name}") from None
+        return d
+
+    def remove(self, name: str) -> None:
+        shutil.rmtree(self.machine_dir(name), ignore_errors=True)
+        try:
+            (self.locks_dir / f"{name}.lock").unlink()
+        except FileNotFoundError:
+            pass
+
+    # ---- certificates ---------------------------------------------------------
+    def ensure_certs(self, key_type: str = "ecdsa", org: str = "machine") -> bool:
+        """Create the CA and client certificate once, under the store lock."""
+        if self.ca_cert().exists() and self.client_cert().exists() and self.client_key().exists():
+            return False
+        from . import certs
+
+        with self.store_lock():
+            ensure_dir(self.certs_dir, PRIVATE_DIR)
+            return certs.ensure_ca_and_client(self.certs_dir, org=org, key_type=key_type)
