@@ -9,6 +9,7 @@ only when used, so `machine env` never loads a cloud SDK.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable
@@ -202,9 +203,10 @@ class Driver:
 
 # ---- registry --------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
 def _entry_points():
     from importlib.metadata import entry_points
-    return entry_points(group=ENTRY_POINT_GROUP)
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
 
 
 # Built-in fallbacks so a source checkout without installed metadata still works.

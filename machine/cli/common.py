@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 
 import click
 
@@ -47,9 +46,10 @@ def for_each(names, fn, *, what: str) -> int:
             fn(n)
         except MachineError as e:
             failed += 1
-            click.echo(f"Error {what} {n}: {e}", err=True)
+            # One line per failed machine; the name is in front when several were asked for.
+            click.echo(f"Error: {e}" if len(names) == 1 else f"Error: {what} {n}: {e}", err=True)
     if failed:
-        sys.exit(1)
+        raise click.exceptions.Exit(1)
     return 0
 
 

@@ -26,6 +26,10 @@ def ls(api, quiet, filters, timeout, fmt):
     from ..gotemplate import render_rows
 
     parsed = parse_filters(filters)
+    if fmt and fmt != "json":
+        from ..api import HostStatus
+
+        render_rows(fmt, [HostStatus(name="check").as_template_data()])  # a bad template fails before any probing
     # -q without a state filter needs no probing at all: answer from the store.
     probe = not quiet or "state" in parsed
     rows = api.ls(filters=parsed, timeout=timeout, probe=probe)

@@ -1,0 +1,66 @@
+"""Shared test set-up: every test gets its own machine store and docker config dir,
+so nothing touches the user's ~/.docker."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    docker_cfg = tmp_path / "docker"
+    monkeypatch.setenv("MACHINE_STORAGE_PATH", str(store))
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_cfg))
+    for var in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "MACHINE_DRIVER",
+                "MACHINE_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    return store
+
+
+@pytest.fixture
+def store_path(isolated_env):
+    return isolated_env
+
+
+class CLIResult:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self):
+        return f"CLIResult(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process (fast); returns exit code, stdout, stderr."""
+    from machine.cli.main import main
+
+    def run(*args, input=None, monkeypatch_stdin=None):
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return CLIResult(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def machine_bin():
+    """Run the real `machine` program in a subprocess (what users run)."""
+
+    def run(*args, env=None, input=None, check=False, timeout=120):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        p = subprocess.run([sys.executable, "-m", "machine", *args], capture_output=True, text=True,
+                           env=full_env, input=input, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"machine {' '.join(args)} failed: {p.stderr}")
+        return CLIResult(p.returncode, p.stdout, p.stderr)
+
+    return run
