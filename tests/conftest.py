@@ -9,6 +9,9 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The VM and OpenStack harnesses are importable as `harness` and `openstack_harness`
+# from any test module (pytest runs in importlib mode, so tests/ is added here).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(autouse=True)

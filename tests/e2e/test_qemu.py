@@ -1,0 +1,162 @@
+"""End-to-end: real QEMU VMs through the qemu driver (slow: ~1 min per boot under TCG).
+
+Run: pytest -m vm tests/e2e/test_qemu.py
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import engine_image, net_pair, vm_pool, vm_store_path  # noqa: F401  (fixtures)
+from machine.model import State
+
+pytestmark = pytest.mark.vm
+
+
+def _qemu_pids() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def test_lifecycle(vm_pool):
+    vm = vm_pool.create("life", wait=False)
+    try:
+        drv = vm.driver
+        assert drv.state() == State.RUNNING
+        pid = drv.pid()
+        assert pid in _qemu_pids()
+        ssh_port = drv.config["SSHPort"]
+        files = {p.name for p in vm.dir.iterdir()}
+        assert {"disk.qcow2", "seed.iso", "qemu.pid", "console.log", "id_ed25519", "id_ed25519.pub"} <= files
+        assert (vm.dir / "id_ed25519").stat().st_mode & 0o077 == 0
+
+        vm.boot_seconds = vm.wait_ssh()
+        rc, out, _ = vm.run("cat /etc/os-release; echo HOST=$(hostname); df -BG --output=size / | tail -1")
+        assert rc == 0 and "ID=debian" in out
+        assert "HOST=life" in out
+        assert int(out.strip().splitlines()[-1].strip().rstrip("G")) >= 9  # root grew to the 10 GB disk
+        rc, out, _ = vm.run("test -x /usr/sbin/dockerd && for i in $(seq 90); do "
+                            "systemctl is-active -q docker && exit 0; sleep 1; done; systemctl status docker; exit 1")
+        assert rc == 0, "the engine image has Docker Engine baked in"
+
+        # the record says how to reach it, as the rest of Machine reads it
+        ep = drv.ssh_endpoint()
+        assert (ep.host, ep.port, ep.user) == ("127.0.0.1", ssh_port, "root")
+        assert drv.engine_endpoint(2376) == ("127.0.0.1", drv.config["EnginePort"])
+
+        # `machine ls` / `machine ssh` (when those verbs exist) read the same record
+        env = dict(os.environ, MACHINE_STORAGE_PATH=str(vm_pool.store.path))
+        ls = subprocess.run([sys.executable, "-m", "machine", "ls"], capture_output=True, text=True,
+                            env=env, timeout=120)
+        if ls.returncode == 0 and "life" in ls.stdout:
+            assert "Running" in ls.stdout
+        ssh = subprocess.run([sys.executable, "-m", "machine", "ssh", "life", "--", "cat", "/etc/os-release"],
+                             capture_output=True, text=True, env=env, timeout=120)
+        if "unknown command" not in ssh.stderr:
+            assert ssh.returncode == 0, ssh.stderr
+            assert "Debian" in ssh.stdout
+
+        vm.stop()
+        assert drv.state() == State.STOPPED
+        assert pid not in _qemu_pids()
+
+        vm.start()
+        assert drv.state() == State.RUNNING
+        assert drv.config["SSHPort"] == ssh_port, "the same ports again when they are free"
+        vm.wait_ssh()
+        rc, out, _ = vm.run("cat /etc/os-release")
+        assert rc == 0 and "Debian" in out
+
+        pid = drv.pid()
+        vm.kill()
+        assert drv.state() == State.STOPPED
+        assert pid not in _qemu_pids()
+    finally:
+        vm_pool.remove("life")
+    assert not vm.dir.exists()
+    assert not any(str(vm.dir) in _cmdline(p) for p in _qemu_pids())
+    drv.remove()  # idempotent: nothing left is not an error
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_private_network(net_pair):
+    a, b = net_pair
+    ip_a, ip_b = a.driver.private_address(), b.driver.private_address()
+    assert ip_a and ip_b and ip_a != ip_b
+    assert ip_b in b.driver.addresses() and "127.0.0.1" in b.driver.addresses()
+    rc, out, err = a.run(f"ping -c 3 -W 5 {ip_b}")
+    assert rc == 0, out + err
+    rc, out, err = b.run(f"ping -c 3 -W 5 {ip_a}")
+    assert rc == 0, out + err
+    # each VM has its static address on the private NIC
+    rc, out, _ = a.run("ip -br -4 addr")
+    assert ip_a in out
+
+
+def test_network_switch_stops_with_last_machine(vm_pool, net_pair):
+    from machine.drivers.qemu.network import Network
+
+    net = Network(vm_pool.store.path, "e2enet")
+    pid = net.switch_pid()
+    assert pid
+    assert set(net.leases()) == {"net-a", "net-b"}
+    vm_pool.remove("net-a")
+    assert net.switch_pid() == pid, "the switch stays while a machine uses it"
+    vm_pool.remove("net-b")
+    assert net.switch_pid() is None
+    assert not net.dir.exists()
+
+
+def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory):
+    """The issue's acceptance path, as a user types it (create provisions the engine over TLS)."""
+    from harness import vm_store
+
+    store = vm_store(tmp_path_factory, "clistore")
+    env = dict(os.environ, MACHINE_STORAGE_PATH=str(store), DOCKER_CONFIG=str(store / "docker"))
+
+    def machine(*args, timeout=900):
+        return subprocess.run([sys.executable, "-m", "machine", *args], capture_output=True, text=True,
+                              env=env, timeout=timeout)
+
+    name = "cli1"
+    mdir = store / "machines" / name
+    try:
+        r = machine("create", "-d", "qemu", name)
+        assert r.returncode == 0, r.stderr[-2000:]
+        r = machine("ssh", name, "--", "cat", "/etc/os-release")
+        assert r.returncode == 0 and "Debian" in r.stdout, r.stderr[-2000:]
+        pid = int((mdir / "qemu.pid").read_text())
+        assert machine("status", name).stdout.strip() == "Running"
+
+        r = machine("stop", name)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert machine("status", name).stdout.strip() == "Stopped"
+        assert "Stopped" in machine("ls").stdout
+        assert pid not in _qemu_pids()
+
+        r = machine("start", name)
+        assert r.returncode == 0, r.stderr[-2000:]
+        r = machine("ssh", name, "--", "cat", "/etc/os-release")
+        assert r.returncode == 0 and "Debian" in r.stdout, r.stderr[-2000:]
+
+        pid = int((mdir / "qemu.pid").read_text())
+        assert machine("kill", name).returncode == 0
+        assert machine("status", name).stdout.strip() == "Stopped"
+        assert pid not in _qemu_pids()
+    finally:
+        r = machine("rm", "-y", name)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not mdir.exists()
+    assert not any(str(mdir) in _cmdline(p) for p in _qemu_pids())
+    ls = machine("ls").stdout.strip().splitlines()
+    assert len(ls) == 1 and ls[0].startswith("NAME")

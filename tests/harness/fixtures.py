@@ -1,0 +1,70 @@
+"""pytest fixtures for real VMs. Import them into a test module (or list this module
+in a conftest's pytest_plugins):
+
+    from harness import vm_pool, shared_vm, net_pair  # noqa: F401
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from .vm import VMPool, ensure_image, vm_capable, vm_store
+
+
+@pytest.fixture(scope="session")
+def engine_image():
+    reason = vm_capable()
+    if reason:
+        pytest.skip(reason)
+    return ensure_image(engine=True)
+
+
+@pytest.fixture(scope="session")
+def vm_store_path(tmp_path_factory):
+    return vm_store(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def vm_pool(engine_image, vm_store_path):
+    """A pool of VMs shared by the session; every VM is removed at the end, pass or fail."""
+    pool = VMPool(vm_store_path)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def shared_vm(vm_pool):
+    """One running VM (engine image) for tests that only need a host to talk to."""
+    vm = vm_pool.get("shared") or vm_pool.create("shared")
+    if not vm.driver.pid():
+        vm.start()
+        vm.wait_ssh()
+    return vm
+
+
+@pytest.fixture(scope="session")
+def net_pair(vm_pool):
+    """Two VMs on one private network, booted in parallel; removed at session end."""
+    names = ("net-a", "net-b")
+    vms = [vm_pool.create(n, wait=False, network="e2enet", memory=768) for n in names]
+    errors = []
+
+    def wait(vm):
+        try:
+            vm.boot_seconds = vm.wait_ssh()
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=wait, args=(vm,)) for vm in vms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    yield vms
+    for n in names:
+        vm_pool.remove(n)
