@@ -25,7 +25,7 @@ from . import credentials
 from .driver import Driver, Journal, get_driver_class
 from .errors import MachineError, NotFound, StepFailed, UsageError
 from .fsutil import PRIVATE_FILE, PUBLIC_FILE, atomic_write
-from .model import AuthOptions, EngineOptions, Host, MachineMeta, Phase, State, SwarmOptions
+from .model import DEFAULT_ENGINE_PORT, EngineOptions, Host, MachineMeta, Phase, State, SwarmOptions
 from .store import Store, validate_name
 
 Reporter = Callable[[str], None]
@@ -112,6 +112,9 @@ class Machines:
         journal = Journal(host.machine.journal, lambda: self.store.save(host))
         driver = cls(name, mdir, host.driver, journal=journal, store_path=self.store.path)
         driver.set_options(dict(driver_options or {}))
+        if not host.engine.port:
+            # dockerd listens where clients reach it unless told otherwise (--engine-port)
+            host.engine.port = driver.default_engine_port() or DEFAULT_ENGINE_PORT
 
         step = "pre-create-check"
         on_step(step)
@@ -204,17 +207,26 @@ class Machines:
 
     # ---- provisioning ------------------------------------------------------
     def _provision(self, host: Host, driver: Driver, *, on_step: Reporter, pin: bool,
-                   ssh_deadline_s: float = 600.0, regenerate_certs: bool = False) -> None:
+                   ssh_deadline_s: float = 600.0, regenerate_certs: bool = False, upgrade: bool = False):
         if not driver.capabilities.provision:
             host.machine.url = _none_url(host, driver)
-            return
-        from .provision import provision_host
+            return None
+        from .certs import cert_info
+        from .provision import engine_url, provision_host
 
-        result = provision_host(self.store, host, driver, on_step=on_step, pin_host_key=pin,
-                                ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs)
+        try:
+            result = provision_host(self.store, host, driver, on_step=on_step, pin_host_key=pin,
+                                    ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs,
+                                    upgrade=upgrade)
+        finally:
+            self.store.save(host)  # the pinned host key survives a failed step
         host.machine.steps.update(result.step_times)
-        h, p = driver.engine_endpoint(host.engine.port)
-        host.machine.url = f"tcp://{_bracket(h)}:{p}"
+        host.machine.extra["EngineVersion"] = result.engine_version
+        host.machine.extra["RoundTrips"] = result.round_trips
+        host.machine.url = engine_url(host, driver)
+        # Cached so `ls` shows certificate expiry without loading cryptography.
+        host.machine.extra["ServerCertNotAfter"] = cert_info(host.auth.server_cert_path).not_after.isoformat()
+        return result
 
     def _client_config(self, host: Host, *, context: bool = True) -> None:
         """Copy CA and client cert into the machine folder (docker-machine's DOCKER_CERT_PATH)
@@ -234,7 +246,7 @@ class Machines:
                 description=f"machine {host.name} ({host.driver_name})")
 
     def provision(self, name: str, *, on_step: Reporter = lambda s: None, regenerate_certs: bool = False,
-                  ssh_deadline_s: float = 300.0) -> Host:
+                  ssh_deadline_s: float = 300.0, upgrade: bool = False) -> Host:
         host = self.load(name)
         with self.store.lock(name):
             driver = self.driver_for(host)
@@ -242,7 +254,8 @@ class Machines:
                 raise UsageError(f"machine {name} uses driver {host.driver_name}, which has no host to provision")
             try:
                 self._provision(host, driver, on_step=on_step, pin=not host.machine.ssh_key_fingerprint,
-                                ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs)
+                                ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs,
+                                upgrade=upgrade)
                 self._client_config(host)
             except BaseException as exc:
                 host.machine.phase = Phase.FAILED.value
@@ -264,6 +277,10 @@ class Machines:
                 certs.generate_client_cert(a.ca_cert_path, a.ca_private_key_path, a.client_cert_path,
                                            a.client_key_path, key_type=self.load(name).machine.tls_key_type)
         return self.provision(name, on_step=on_step, regenerate_certs=True)
+
+    def upgrade(self, name: str, *, on_step: Reporter = lambda s: None) -> Host:
+        """Re-run the install strategy even though an engine is present (newest it offers)."""
+        return self.provision(name, on_step=on_step, upgrade=True)
 
     # ---- lifecycle ---------------------------------------------------------
     def _lifecycle(self, name: str, action: str, *, on_step: Reporter = lambda s: None) -> Host:

@@ -187,6 +187,10 @@ class Driver:
             key_path=self.config.get("SSHKeyPath") or None,
         )
 
+    def default_engine_port(self) -> int | None:
+        """The port dockerd should listen on when --engine-port is not given (None: 2376)."""
+        return None
+
     def engine_endpoint(self, engine_port: int) -> tuple[str, int]:
         """Where the local docker CLI reaches the engine (a driver may forward it)."""
         return self.ip(), engine_port

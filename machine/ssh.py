@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import shlex
 import socket
@@ -35,6 +36,12 @@ import paramiko
 from .driver import SSHEndpoint
 from .errors import HostKeyMismatch, MachineError
 from .fsutil import PRIVATE_FILE, ensure_dir
+
+# paramiko logs every failed attempt of the SSH wait (banner errors while sshd starts)
+# as tracebacks; we report the last real error ourselves. --debug's root handler still
+# shows them; without it they must not reach the user's terminal.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = bool(logging.getLogger().handlers)
 
 KEEPALIVE_S = 15
 STDERR_TAIL_LINES = 12

@@ -59,6 +59,10 @@ class GenericDriver(Driver):
         host = self.config.get("IPAddress") or ""
         return State.RUNNING if port_open(host, int(self.config.get("SSHPort") or 22), timeout=2) else State.STOPPED
 
+    def default_engine_port(self):
+        # docker-machine: --generic-engine-port is where dockerd listens and clients connect.
+        return int(self.config.get("EnginePort") or 0) or None
+
     def engine_endpoint(self, engine_port):
         return self.ip(), int(self.config.get("EnginePort") or engine_port)
 

@@ -22,8 +22,13 @@ def _driver_from_args(args: list[str]) -> str | None:
     return os.environ.get("MACHINE_DRIVER")
 
 
+DRIVER_PARAM_PREFIX = "driver__"
+
+
 def _click_option(driver_name: str, opt) -> click.Option:
-    decls = [opt.flag(driver_name), *opt.aliases, opt.dest]
+    # A driver's option may share a name with a create option (generic's engine-port):
+    # its click parameter name is namespaced, and stripped again before the driver sees it.
+    decls = [opt.flag(driver_name), *opt.aliases, DRIVER_PARAM_PREFIX + opt.dest]
     kw: dict = {"help": opt.help + (f" [env {opt.envvar}]" if opt.envvar else ""), "envvar": opt.envvar,
                 "show_default": opt.default not in (None, "", False, ())}
     if opt.type is bool:
@@ -51,7 +56,7 @@ class CreateCommand(click.Command):
             cls = get_driver_class(name)
             have = {p.name for p in self.params}
             for opt in cls.options:
-                if opt.dest not in have:
+                if DRIVER_PARAM_PREFIX + opt.dest not in have:
                     self.params.append(_click_option(cls.name, opt))
             ctx.meta["driver_class"] = cls
         return super().parse_args(ctx, args)
@@ -79,7 +84,8 @@ class CreateCommand(click.Command):
 @click.option("--engine-label", multiple=True, help="Engine label key=value (repeatable)")
 @click.option("--engine-storage-driver", default="", help="Storage driver for the engine")
 @click.option("--engine-env", multiple=True, help="Environment for the engine KEY=VALUE (repeatable)")
-@click.option("--engine-port", type=int, default=2376, show_default=True, help="TLS port of the engine")
+@click.option("--engine-port", type=int, default=None,
+              help="Port dockerd listens on with TLS [default: the driver's engine port, else 2376]")
 @click.option("--engine-live-restore/--no-engine-live-restore", default=True, show_default=True,
               help="Keep containers running while the engine restarts")
 @click.option("--tls-san", multiple=True, help="Extra name or IP for the server certificate (repeatable)")
@@ -111,7 +117,7 @@ def create(ctx, driver, engine_install_url, engine_install, engine_bundle, engin
     engine = EngineOptions(
         arbitrary_flags=list(engine_opt), insecure_registry=list(engine_insecure_registry),
         registry_mirror=list(engine_registry_mirror), labels=list(engine_label),
-        storage_driver=engine_storage_driver, env=list(engine_env), port=engine_port,
+        storage_driver=engine_storage_driver, env=list(engine_env), port=engine_port or 0,
         install_url=engine_install_url or DEFAULT_INSTALL_URL, live_restore=engine_live_restore,
         install=engine_install or ("bundle" if engine_bundle else "script"),
         bundle=os.path.abspath(engine_bundle) if engine_bundle else "",
@@ -123,6 +129,8 @@ def create(ctx, driver, engine_install_url, engine_install, engine_bundle, engin
             raise UsageError(f"{item!r} is not KEY=VALUE", "write labels and env as KEY=VALUE")
     tls = TLSOptions(key_type=tls_key_type, cert_days=tls_cert_days, sans=list(tls_san), ca_cert=tls_ca_cert,
                      ca_key=tls_ca_key, client_cert=tls_client_cert, client_key=tls_client_key)
+    driver_values = {k[len(DRIVER_PARAM_PREFIX):]: v for k, v in driver_values.items()
+                     if k.startswith(DRIVER_PARAM_PREFIX)}
     api = get_api(ctx)
     report = step_reporter(name, quiet)
     host = api.create(name, driver, driver_values, engine=engine, tls=tls, keep_on_failure=keep_on_failure,

@@ -27,6 +27,7 @@ COMMANDS = {
     "rm": "machine.cli.basic:rm",
     "scp": "machine.cli.ssh:scp",
     "ssh": "machine.cli.ssh:ssh",
+    "ssh-keys": "machine.cli.ssh:ssh_keys",
     "start": "machine.cli.lifecycle:start",
     "status": "machine.cli.basic:status",
     "stop": "machine.cli.lifecycle:stop",
@@ -109,6 +110,9 @@ def main(argv=None) -> int:
             import traceback
 
             traceback.print_exc()
+            extra = getattr(e, "debug", None) or getattr(getattr(e, "__cause__", None), "debug", None)
+            if extra:  # e.g. both host-key fingerprints, the failing command's output
+                click.echo(str(extra), err=True)
         click.echo(f"Error: {e}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
