@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 NAME=${1:-demo}
-.ci/install-deps
+MACHINE_WITH_OPENSTACK=0 .ci/install-deps   # the OpenStack test packages are for the test suite only
 machine ls -q --filter "name=^${NAME}\$" | grep -qx "$NAME" && machine rm -y "$NAME"
 machine create -d qemu "$NAME"
 machine ls --filter "name=^${NAME}\$"

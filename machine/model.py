@@ -77,8 +77,19 @@ def go(name: str, *, is_list: bool = False):
     return {"go": name, "list": is_list}
 
 
+class _GoRecord:
+    """(De)serialisation by the Go field names in each field's metadata."""
+
+    @classmethod
+    def from_dict(cls, d):
+        return _go_fields(cls, d)
+
+    def to_dict(self) -> dict:
+        return _to_go(self)
+
+
 @dataclass
-class EngineOptions:
+class EngineOptions(_GoRecord):
     arbitrary_flags: list = field(default_factory=list, metadata=go("ArbitraryFlags", is_list=True))
     dns: list | None = field(default=None, metadata=go("Dns"))
     graph_dir: str = field(default="", metadata=go("GraphDir"))
@@ -99,16 +110,9 @@ class EngineOptions:
     live_restore: bool = field(default=True, metadata=go("LiveRestore"))
     extra: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d):
-        return _go_fields(cls, d)
-
-    def to_dict(self):
-        return _to_go(self)
-
 
 @dataclass
-class SwarmOptions:
+class SwarmOptions(_GoRecord):
     is_swarm: bool = field(default=False, metadata=go("IsSwarm"))
     address: str = field(default="", metadata=go("Address"))
     discovery: str = field(default="", metadata=go("Discovery"))
@@ -125,13 +129,6 @@ class SwarmOptions:
     is_experimental: bool = field(default=False, metadata=go("IsExperimental"))
     extra: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d):
-        return _go_fields(cls, d)
-
-    def to_dict(self):
-        return _to_go(self)
-
 
 # AuthOptions path fields: stored relative to the store when they lie inside it.
 AUTH_PATH_FIELDS = (
@@ -141,7 +138,7 @@ AUTH_PATH_FIELDS = (
 
 
 @dataclass
-class AuthOptions:
+class AuthOptions(_GoRecord):
     cert_dir: str = field(default="", metadata=go("CertDir"))
     ca_cert_path: str = field(default="", metadata=go("CaCertPath"))
     ca_private_key_path: str = field(default="", metadata=go("CaPrivateKeyPath"))
@@ -156,16 +153,9 @@ class AuthOptions:
     store_path: str = field(default="", metadata=go("StorePath"))
     extra: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d):
-        return _go_fields(cls, d)
-
-    def to_dict(self):
-        return _to_go(self)
-
 
 @dataclass
-class MachineMeta:
+class MachineMeta(_GoRecord):
     """Our own per-machine facts, under the "Machine" key."""
 
     phase: str = field(default=Phase.READY.value, metadata=go("Phase"))
@@ -181,13 +171,6 @@ class MachineMeta:
     labels: dict = field(default_factory=dict, metadata=go("Labels"))
     steps: dict = field(default_factory=dict, metadata=go("StepTimes"))
     extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d):
-        return _go_fields(cls, d)
-
-    def to_dict(self):
-        return _to_go(self)
 
 
 @dataclass

@@ -36,6 +36,25 @@ def step_reporter(name: str | None = None, quiet: bool = False):
     return report
 
 
+def print_error(e: BaseException, *, debug: bool, prefix: str = "") -> None:
+    """One line for the user; with --debug first the traceback and any debug detail
+    the error carries (host-key fingerprints, the failing command's output)."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__)
+        extra = getattr(e, "debug", None) or getattr(getattr(e, "__cause__", None), "debug", None)
+        if extra:
+            click.echo(str(extra), err=True)
+    click.echo(f"Error: {prefix}{e}", err=True)
+
+
+def debug_enabled() -> bool:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx else None
+    return bool(isinstance(obj, dict) and obj.get("debug"))
+
+
 def for_each(names, fn, *, what: str) -> int:
     """Run fn(name) for each name; report failures one line each; exit 1 if any failed."""
     from ..errors import MachineError
@@ -47,7 +66,7 @@ def for_each(names, fn, *, what: str) -> int:
         except MachineError as e:
             failed += 1
             # One line per failed machine; the name is in front when several were asked for.
-            click.echo(f"Error: {e}" if len(names) == 1 else f"Error: {what} {n}: {e}", err=True)
+            print_error(e, debug=debug_enabled(), prefix="" if len(names) == 1 else f"{what} {n}: ")
     if failed:
         raise click.exceptions.Exit(1)
     return 0

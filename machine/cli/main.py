@@ -98,22 +98,10 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
-    except click.ClickException as e:
-        if debug:
-            import traceback
+    except (click.ClickException, MachineError) as e:
+        from .common import print_error
 
-            traceback.print_exc()
-        click.echo(f"Error: {e.format_message()}", err=True)
-        return e.exit_code
-    except MachineError as e:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-            extra = getattr(e, "debug", None) or getattr(getattr(e, "__cause__", None), "debug", None)
-            if extra:  # e.g. both host-key fingerprints, the failing command's output
-                click.echo(str(extra), err=True)
-        click.echo(f"Error: {e}", err=True)
+        print_error(e, debug=debug)
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
