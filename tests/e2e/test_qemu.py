@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import engine_image, net_pair, vm_pool, vm_store_path  # noqa: F401  (fixtures)
 from machine.model import State
 
 pytestmark = pytest.mark.vm
@@ -119,7 +118,7 @@ def test_network_switch_stops_with_last_machine(vm_pool, net_pair):
 
 def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory):
     """The issue's acceptance path, as a user types it (create provisions the engine over TLS)."""
-    from harness import vm_store
+    from harness.vm import vm_store
 
     store = vm_store(tmp_path_factory, "clistore")
     env = dict(os.environ, MACHINE_STORAGE_PATH=str(store), DOCKER_CONFIG=str(store / "docker"))
@@ -133,6 +132,10 @@ def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory):
     try:
         r = machine("create", "-d", "qemu", name)
         assert r.returncode == 0, r.stderr[-2000:]
+        # the local docker CLI reaches the engine through the context create wrote
+        docker = subprocess.run(["docker", "--context", name, "version", "--format", "{{.Server.Os}}"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert docker.returncode == 0 and docker.stdout.strip() == "linux", docker.stderr
         r = machine("ssh", name, "--", "cat", "/etc/os-release")
         assert r.returncode == 0 and "Debian" in r.stdout, r.stderr[-2000:]
         pid = int((mdir / "qemu.pid").read_text())
@@ -148,6 +151,11 @@ def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory):
         assert r.returncode == 0, r.stderr[-2000:]
         r = machine("ssh", name, "--", "cat", "/etc/os-release")
         assert r.returncode == 0 and "Debian" in r.stdout, r.stderr[-2000:]
+        # start re-verified the engine: env output works for the docker CLI again
+        docker = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m machine env --shell bash {name})" '
+                                 '&& docker version --format "{{.Server.Version}}"'],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert docker.returncode == 0 and docker.stdout.strip(), docker.stderr
 
         pid = int((mdir / "qemu.pid").read_text())
         assert machine("kill", name).returncode == 0

@@ -1,0 +1,151 @@
+"""`machine create -d generic` against a fresh VM without an engine, through the real CLI.
+
+The VM (our base image: Debian 12, no Docker) comes from the harness; Machine reaches
+it as a generic SSH host on its loopback forwards and installs the engine from an
+offline bundle. Then, on the host: `eval "$(machine env NAME)" && docker version`,
+`docker --context NAME info`, `docker run` of an imported image; the engine refuses a
+client without our certificate; the server cert covers every address; a second
+`provision` changes nothing and keeps a container running; `regenerate-certs` keeps it
+running too; exactly one SSH connection per provision after the SSH wait (sshd's log);
+a changed host key is refused, `--debug` shows the fingerprints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.vm
+NAME = "gen1"
+
+
+@pytest.fixture(scope="module")
+def generic_vm(vm_pool, base_image):
+    vm = vm_pool.create("generic-target", image="base")
+    yield vm
+    vm_pool.remove("generic-target")
+
+
+@pytest.fixture
+def env(tmp_path):
+    store = tmp_path / "store"
+    return dict(os.environ, MACHINE_STORAGE_PATH=str(store), DOCKER_CONFIG=str(tmp_path / "docker"))
+
+
+def machine(env, *args, timeout=1200):
+    return subprocess.run([sys.executable, "-m", "machine", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def sh(env, script, timeout=180):
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def accepted_since(vm, since):
+    rc, out, _ = vm.run(f"journalctl -u ssh.service --since '{since}' --no-pager -o cat | "
+                        "grep -c 'Accepted publickey' || true")
+    return int(out.strip() or 0)
+
+
+def guest_now(vm):
+    """The guest's clock; the harness's connection is closed so the next check opens exactly one."""
+    now = vm.run("date '+%Y-%m-%d %H:%M:%S'")[1].strip()
+    vm.close_ssh()
+    return now
+
+
+def test_generic_create_bundle_tls_docker_cli(generic_vm, env, bundle_dir, busybox_rootfs, tmp_path):
+    vm = generic_vm
+    assert vm.run("command -v dockerd || echo none")[1].strip() == "none", "base image must have no engine"
+    cfg = vm.driver.config
+    since = guest_now(vm)
+    r = machine(env, "create", "-d", "generic", "--generic-ip-address", "127.0.0.1",
+                "--generic-ssh-port", str(cfg["SSHPort"]), "--generic-ssh-key", str(vm.dir / "id_ed25519"),
+                "--generic-engine-port", str(cfg["EnginePort"]), "--engine-port", "2376",
+                "--engine-bundle", str(bundle_dir), "--engine-label", "e2e=generic", NAME)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for step in ("wait-ssh", "detect-os", "install-engine", "configure-engine", "start-engine", "verify-engine"):
+        assert step in r.stderr
+    # one SSH connection for the whole provision (+1: the harness's own check right now)
+    assert accepted_since(vm, since) == 1 + 1
+
+    # ---- the host's docker CLI, through env and through the context
+    out = sh(env, f'eval "$({sys.executable} -m machine env --shell bash {NAME})" && '
+                  'docker version --format "{{.Server.Version}}"')
+    assert out.returncode == 0 and out.stdout.strip().startswith("20.10"), out.stderr
+    info = sh(env, f"docker --context {NAME} info --format '{{{{json .Labels}}}}'")
+    assert info.returncode == 0, info.stderr
+    labels = json.loads(info.stdout)
+    assert "e2e=generic" in labels and "provider=generic" in labels
+    rootfs = tmp_path / "rootfs.tar"
+    rootfs.write_bytes(busybox_rootfs)
+    assert sh(env, f"docker --context {NAME} import {rootfs} busybox:e2e").returncode == 0
+    run = sh(env, f"docker --context {NAME} run --rm busybox:e2e /bin/echo hello from generic")
+    assert run.returncode == 0 and run.stdout.strip() == "hello from generic", run.stderr
+    keep = sh(env, f"docker --context {NAME} run -d --name keep busybox:e2e /bin/sleep 3600")
+    assert keep.returncode == 0, keep.stderr
+
+    # ---- ls shows it Running with the engine version and cert expiry
+    ls = machine(env, "ls", "--format", "{{.Name}} {{.State}} {{.DockerVersion}} {{.CertExpiry}}")
+    name, state, version, expiry = ls.stdout.split()
+    assert (name, state) == (NAME, "Running") and version.startswith("v20.10") and expiry[:2] == "20"
+
+    # ---- the server certificate covers every address; strangers are refused
+    from machine import certs
+
+    store = env["MACHINE_STORAGE_PATH"]
+    mdir = f"{store}/machines/{NAME}"
+    sans = set(certs.cert_info(f"{mdir}/server.pem").sans)
+    assert {"127.0.0.1", NAME} <= sans
+    ctx = ssl.create_default_context(cafile=f"{mdir}/ca.pem")  # trusts the server, offers no client cert
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        with socket.create_connection(("127.0.0.1", cfg["EnginePort"]), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"GET /version HTTP/1.0\r\n\r\n")
+                if not tls.recv(1024):
+                    raise ConnectionResetError("closed without an answer")
+
+    # ---- provision again: nothing restarts, the container keeps running, one connection
+    pid = vm.run("systemctl show -p MainPID --value docker.service")[1].strip()
+    since = guest_now(vm)
+    r = machine(env, "provision", NAME)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert accepted_since(vm, since) == 1 + 1
+    assert vm.run("systemctl show -p MainPID --value docker.service")[1].strip() == pid
+    running = sh(env, f"docker --context {NAME} inspect -f '{{{{.State.Running}}}}' keep")
+    assert running.stdout.strip() == "true"
+
+    # ---- regenerate-certs: new server cert, container still running (live-restore)
+    old = certs.cert_info(f"{mdir}/server.pem").fingerprint_sha256
+    r = machine(env, "regenerate-certs", "-f", NAME)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert certs.cert_info(f"{mdir}/server.pem").fingerprint_sha256 != old
+    running = sh(env, f"docker --context {NAME} inspect -f '{{{{.State.Running}}}}' keep")
+    assert running.returncode == 0 and running.stdout.strip() == "true", running.stderr
+
+    # ---- the host is re-created behind the same address: its new key is refused
+    vm.run("rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh.service")
+    vm.close_ssh()
+    r = machine(env, "--debug", "provision", NAME, timeout=300)
+    assert r.returncode != 0
+    assert "changed" in r.stderr and "machine ssh-keys reset gen1" in r.stderr
+    assert r.stderr.count("SHA256:") >= 2, r.stderr[-2000:]  # both fingerprints under --debug
+    r = machine(env, "ssh", NAME, "--", "true")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    # accepting the new key deliberately, then everything works again
+    assert machine(env, "ssh-keys", "reset", NAME).returncode == 0
+    r = machine(env, "provision", NAME)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    # ---- rm: record and context gone, the server itself is not ours to delete
+    assert machine(env, "rm", "-y", NAME).returncode == 0
+    assert not os.path.exists(mdir)
+    assert sh(env, f"docker context inspect {NAME}").returncode != 0
+    from machine.engineapi import port_open
+
+    assert port_open("127.0.0.1", cfg["SSHPort"]), "rm of a generic machine must leave the server running"
