@@ -443,7 +443,7 @@ class Machines:
                              cert_expiry=_cert_expiry(host), labels=list(host.engine.labels),
                              swarm=_swarm_label(host))
             if host.machine.phase in (Phase.CREATING.value, Phase.FAILED.value, Phase.REMOVING.value):
-                row.error = host.machine.error or f"{host.machine.phase}"
+                row.error = (host.machine.error or host.machine.phase).splitlines()[0]
             rows.append(row)
             work.append((row, host))
         pre = _prefilter(rows, filters or {})

@@ -123,7 +123,7 @@ class Driver:
         self.store_path = str(store_path) if store_path else os.path.dirname(os.path.dirname(self.machine_dir))
         # `config` is the record's "Driver" object: the driver reads and updates it.
         self.config = config
-        self.journal = journal or Journal()
+        self.journal = journal if journal is not None else Journal()  # an empty journal is falsy
         self.secrets = secrets or {}
         self.config.setdefault("MachineName", machine_name)
 

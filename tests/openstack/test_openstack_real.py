@@ -1,6 +1,6 @@
 """Real tier of the openstack driver: a real minimal OpenStack on loopback (stack.py).
 
-Marked `openstack` (deselect with `-m "not openstack"`). The session fixture starts the stack
+Marked `openstack` (deselect with `-m "not openstack"`). The session fixture (conftest.py) starts the stack
 once and stops exactly the processes it started; with MACHINE_OS_STACK_REUSE=1 a stack already
 running in MACHINE_OS_STACK_STATE is used and left running. After every test the demo project
 is checked through the API: no server, port, security group, key pair or server group that
@@ -9,9 +9,7 @@ was not there before.
 from __future__ import annotations
 
 import copy
-import io
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +22,7 @@ pytestmark = [pytest.mark.openstack,
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack import DEFAULT_STATE, PASSWORD, Stack  # noqa: E402
+from stack import PASSWORD  # noqa: E402
 
 pytest.importorskip("openstack")
 
@@ -34,52 +32,6 @@ from machine.model import State  # noqa: E402
 from machine.drivers.openstack import OpenStackDriver, resources  # noqa: E402
 from machine.drivers.openstack.errors import (ActiveTimeout, AuthFailed, Conflict,  # noqa: E402
                                               OpenStackError, QuotaExceeded)
-
-NEEDED = ("keystone-manage", "mariadbd", "placement-api", "/usr/lib/rabbitmq/bin/rabbitmq-server", "epmd")
-
-
-@pytest.fixture(scope="session")
-def stack(pytestconfig):
-    missing = [n for n in NEEDED if not shutil.which(n)]
-    if missing:
-        pytest.skip(f"OpenStack packages not installed ({', '.join(missing)}): see .ci/openstack-packages.txt")
-    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
-
-    def say(line):   # shown even with output capture on: CI prints the stack's cost
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                print(f"openstack stack: {line}", file=sys.stderr, flush=True)
-        else:
-            print(f"openstack stack: {line}", file=sys.stderr, flush=True)
-    st = Stack(os.environ.get("MACHINE_OS_STACK_STATE", DEFAULT_STATE), log=say)
-    reuse = os.environ.get("MACHINE_OS_STACK_REUSE") == "1" and st.status() and all(a for *_, a in st.status())
-    if reuse:
-        say(f"reusing the running stack in {st.state}")
-    else:
-        st.up()
-    _seed_error_fixtures(st)
-    yield st
-    if not reuse:
-        st.down()
-
-
-def _seed_error_fixtures(st: Stack) -> None:
-    adm = st.connect("stack-admin")
-    # Images that exist but Nova refuses for m1.tiny (512 MiB, 1 GiB disk): real 400s at server create.
-    for name, kw in (("big-disk-img", {"min_disk": 5}), ("big-ram-img", {"min_ram": 4096})):
-        if adm.image.find_image(name, ignore_missing=True) is None:
-            adm.image.create_image(name=name, data=io.BytesIO(b"\0" * 1024), disk_format="raw",
-                                   container_format="bare", visibility="public", **kw)
-
-
-@pytest.fixture
-def demo(stack):
-    return stack.connect("stack-demo")
-
-
-@pytest.fixture
-def admin(stack):
-    return stack.connect("stack-admin")
 
 
 def inventory(c):
