@@ -225,3 +225,17 @@ def test_storage_path_flag(cli, tmp_path):
     assert (other / "machines/o1/config.json").exists()
     assert cli("-s", str(other), "ls", "-q").out == "o1\n"
     assert cli("ls", "-q").out == ""
+
+
+@pytest.mark.skipif(not __import__("shutil").which("qemu-system-x86_64"), reason="qemu not installed")
+@pytest.mark.parametrize("args,needle", [
+    (["--qemu-image", "/nonexistent/disk.qcow2"], "image not found"),
+    (["--qemu-memory", "8"], "--qemu-memory"),
+    (["--qemu-accel", "hvf"], "hvf"),
+])
+def test_qemu_bad_input_through_the_cli(cli, store_path, args, needle):
+    r = cli("create", "-d", "qemu", *args, "x1")
+    assert r.code != 0 and needle in r.err and "Traceback" not in r.err, r
+    assert [ln for ln in r.err.splitlines() if ln.startswith("Error: ")].__len__() == 1
+    assert not (store_path / "machines/x1").exists()
+    assert cli("ls", "-q").out == ""
