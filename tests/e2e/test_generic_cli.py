@@ -3,7 +3,9 @@
 The VM (our base image: Debian 12, no Docker) comes from the harness; Machine reaches
 it as a generic SSH host on its loopback forwards and installs the engine from an
 offline bundle. Then, on the host: `eval "$(machine env NAME)" && docker version`,
-`docker --context NAME info`, `docker run` of an imported image; the engine refuses a
+`docker --context NAME info`, `docker run` of an imported image; the SSH session killed
+mid-install fails the create naming the step, and `machine provision` then completes
+(all as a non-root user through sudo); the engine refuses a
 client without our certificate; the server cert covers every address; a second
 `provision` changes nothing and keeps a container running; `regenerate-certs` keeps it
 running too; exactly one SSH connection per provision after the SSH wait (sshd's log);
@@ -17,6 +19,8 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -63,16 +67,49 @@ def test_generic_create_bundle_tls_docker_cli(generic_vm, env, bundle_dir, busyb
     vm = generic_vm
     assert vm.run("command -v dockerd || echo none")[1].strip() == "none", "base image must have no engine"
     cfg = vm.driver.config
-    since = guest_now(vm)
-    r = machine(env, "create", "-d", "generic", "--generic-ip-address", "127.0.0.1",
+    # a non-root user with passwordless sudo: every provisioning step goes through `sudo -n`
+    vm.run("useradd -m -s /bin/bash ops && install -d -o ops -m 700 /home/ops/.ssh && "
+           "install -o ops -m 600 /root/.ssh/authorized_keys /home/ops/.ssh/authorized_keys && "
+           "echo 'ops ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/ops && chmod 440 /etc/sudoers.d/ops")
+
+    # ---- create; its SSH session is killed while the engine packages install
+    killed = threading.Event()
+
+    def kill_when_installing():
+        end = time.monotonic() + 900
+        while time.monotonic() < end and not killed.is_set():
+            if vm.run("pgrep -x apt-get >/dev/null || pgrep -x dpkg >/dev/null")[0] == 0:
+                time.sleep(3)
+                # [o]: the pattern must not match this very command's shell (it runs as root, in our session)
+                vm.run("pkill -9 -f 'sshd: [o]ps@notty'")
+                killed.set()
+                return
+            time.sleep(1)
+
+    watcher = threading.Thread(target=kill_when_installing, daemon=True)
+    watcher.start()
+    r = machine(env, "create", "-d", "generic", "--generic-ip-address", "127.0.0.1", "--generic-ssh-user", "ops",
                 "--generic-ssh-port", str(cfg["SSHPort"]), "--generic-ssh-key", str(vm.dir / "id_ed25519"),
                 "--generic-engine-port", str(cfg["EnginePort"]), "--engine-port", "2376",
-                "--engine-bundle", str(bundle_dir), "--engine-label", "e2e=generic", NAME)
+                "--engine-bundle", str(bundle_dir), "--engine-label", "e2e=generic", "--keep-on-failure", NAME)
+    killed.set()
+    watcher.join(30)
+    assert r.returncode != 0, "the create must fail when its SSH session dies mid-install"
+    error = [ln for ln in r.stderr.splitlines() if ln.startswith("Error: ")]
+    assert len(error) == 1 and "install-engine" in error[0] and f"machine provision {NAME}" in error[0], r.stderr
+    assert "Traceback" not in r.stderr
+    ls = machine(env, "ls", "--format", "{{.Name}} {{.Error}}")
+    assert ls.stdout.startswith(f"{NAME} ") and "install-engine" in ls.stdout, ls.stdout
+
+    # ---- provision resumes and completes over exactly one SSH connection
+    since = guest_now(vm)
+    r = machine(env, "provision", NAME)
     assert r.returncode == 0, r.stderr[-3000:]
     for step in ("wait-ssh", "detect-os", "install-engine", "configure-engine", "start-engine", "verify-engine"):
         assert step in r.stderr
     # one SSH connection for the whole provision (+1: the harness's own check right now)
     assert accepted_since(vm, since) == 1 + 1
+    assert vm.run("sudo -u ops sudo -n true")[0] == 0
 
     # ---- the host's docker CLI, through env and through the context
     out = sh(env, f'eval "$({sys.executable} -m machine env --shell bash {NAME})" && '
