@@ -31,6 +31,8 @@ def user_data(hostname: str, public_key: str, ssh_user: str = "root") -> str:
     doc: dict = {
         "hostname": hostname,
         "preserve_hostname": False,
+        # the hostname resolves (sudo otherwise warns "unable to resolve host" on every call)
+        "manage_etc_hosts": "localhost",
         "ssh_pwauth": False,
         "locale": False,
         "ssh_deletekeys": True,
