@@ -8,6 +8,9 @@ family=$3
 shift 3
 dir=/var/cache/machine/bundle
 log=/tmp/machine-install-docker.log
+# First wait for any package manager still running: an earlier provision whose SSH
+# session died leaves its apt-get running, reading from $dir — never pull that from under it.
+wait_locks
 got=$(sha256sum < "$tarball" | cut -d ' ' -f 1)
 if [ "$got" != "$want" ]; then
   echo "the uploaded bundle is damaged (sha256 $got, expected $want)" >&2
@@ -18,7 +21,6 @@ rm -rf "$dir" && mkdir -p "$dir" && tar -xf "$tarball" -C "$dir" || { echo "cann
 rm -f "$tarball"
 debs=$(find "$dir" -name '*.deb' | sort)
 rpms=$(find "$dir" -name '*.rpm' | sort)
-wait_locks
 case $family in
   debian)
     [ -n "$debs" ] || { echo "the bundle holds no .deb packages for this $family host" >&2; exit 21; }

@@ -78,6 +78,7 @@ def cli(ctx, storage_path, debug):
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("paramiko").setLevel(logging.INFO)  # not every packet
 
 
 def _wants_debug(argv) -> bool:
