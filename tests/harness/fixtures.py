@@ -5,11 +5,9 @@ in a conftest's pytest_plugins):
 """
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from .vm import VMPool, ensure_image, vm_capable, vm_store
+from .vm import VMPool, ensure_image, vm_capable, vm_store, wait_ssh_parallel
 
 
 @pytest.fixture(scope="session")
@@ -50,21 +48,7 @@ def net_pair(vm_pool):
     """Two VMs on one private network, booted in parallel; removed at session end."""
     names = ("net-a", "net-b")
     vms = [vm_pool.create(n, wait=False, network="e2enet", memory=768) for n in names]
-    errors = []
-
-    def wait(vm):
-        try:
-            vm.boot_seconds = vm.wait_ssh()
-        except Exception as e:  # reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=wait, args=(vm,)) for vm in vms]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    wait_ssh_parallel(vms)
     yield vms
     for n in names:
         vm_pool.remove(n)

@@ -148,6 +148,25 @@ class VM:
             self.store.remove(self.name)
 
 
+def wait_ssh_parallel(vms) -> None:
+    """Wait for SSH on several booting VMs at once (each gets .boot_seconds); raise the first error."""
+    errors: list[BaseException] = []
+
+    def wait(vm):
+        try:
+            vm.boot_seconds = vm.wait_ssh()
+        except BaseException as e:  # re-raised below, in the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=wait, args=(vm,)) for vm in vms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 class VMPool:
     """VMs of one test store; `close()` removes every one of them."""
 

@@ -186,7 +186,7 @@ def user_home(tmp_path_factory):
 @pytest.fixture(scope="module")
 def vms(user_home, tmp_path_factory, say):
     """Three VMs (engine image) booted in parallel, each with user ubuntu (sudo) holding the user's key."""
-    from harness.vm import VMPool, ensure_image, vm_capable, vm_store
+    from harness.vm import VMPool, ensure_image, vm_capable, vm_store, wait_ssh_parallel
 
     reason = vm_capable()
     if reason:
@@ -201,20 +201,7 @@ def vms(user_home, tmp_path_factory, say):
         _wait_for_vm_room(NODES, say)
         t0 = time.monotonic()
         machines = [pool.create(f"os-vm-{i}", wait=False, memory=VM_MEMORY) for i in range(1, NODES + 1)]
-        errors: list[BaseException] = []
-
-        def boot(vm):
-            try:
-                vm.boot_seconds = vm.wait_ssh()
-            except BaseException as e:  # noqa: BLE001 - raised below
-                errors.append(e)
-        threads = [threading.Thread(target=boot, args=(vm,)) for vm in machines]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        wait_ssh_parallel(machines)
         say(f"{NODES} VMs booted in parallel in {time.monotonic() - t0:.0f}s "
             f"(ssh after {', '.join(f'{vm.boot_seconds:.0f}s' for vm in machines)})")
         public = (user_home / ".ssh" / "id_rsa.pub").read_text().strip()
