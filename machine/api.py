@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -478,10 +477,6 @@ def _valid(name: str) -> bool:
         return True
     except UsageError:
         return False
-
-
-def _bracket(h: str) -> str:
-    return f"[{h}]" if ":" in h else h
 
 
 def _none_url(host: Host, driver: Driver) -> str:

@@ -35,7 +35,7 @@ import paramiko
 
 from .driver import SSHEndpoint
 from .errors import HostKeyMismatch, MachineError
-from .fsutil import PRIVATE_FILE, ensure_dir
+from .fsutil import PRIVATE_FILE, atomic_write
 
 # paramiko logs every failed attempt of the SSH wait (banner errors while sshd starts)
 # as tracebacks; we report the last real error ourselves. --debug's root handler still
@@ -161,24 +161,11 @@ class HostKeys:
         return dict(entry) if entry else {}
 
     def add(self, host: str, port: int, key: paramiko.PKey) -> None:
-        import tempfile
-
         self.keys.add(known_hosts_name(host, port), key.get_name(), key)
-        ensure_dir(self.path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            os.fchmod(fd, PRIVATE_FILE)
-            os.close(fd)
-            self.keys.save(tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        # OpenSSH's known_hosts format, written like every other store file (atomic, 0600).
+        lines = [f"{name} {ktype} {k.get_base64()}\n"
+                 for name, entry in self.keys.items() for ktype, k in entry.items()]
+        atomic_write(self.path, "".join(lines), mode=PRIVATE_FILE)
 
     def check(self, host: str, port: int, key: paramiko.PKey, *, pin: bool,
               hint: str | None) -> bool:
