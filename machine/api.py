@@ -20,29 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import credentials
-from .driver import Driver, Journal, get_driver_class
+from . import credentials, layout, validate
+from .driver import Claims, Driver, DriverContext, Journal, get_driver_class
 from .errors import MachineError, NotFound, StepFailed, UsageError
 from .fsutil import PRIVATE_FILE, PUBLIC_FILE, atomic_write
-from .model import DEFAULT_ENGINE_PORT, EngineOptions, Host, MachineMeta, Phase, State, SwarmOptions
-from .store import Store, validate_name
+from .layout import DEFAULT_ENGINE_PORT
+from .model import EngineOptions, Host, MachineMeta, Phase, State, SwarmOptions
+from .store import CorruptRecord, Store, validate_name
+from .validate import TLSOptions
 
 Reporter = Callable[[str], None]
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-@dataclass
-class TLSOptions:
-    key_type: str = "ecdsa"
-    cert_days: int = 1095
-    sans: list = field(default_factory=list)
-    ca_cert: str | None = None       # bring-your-own CA (docker-machine's --tls-ca-cert …)
-    ca_key: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
 
 
 @dataclass
@@ -75,17 +66,58 @@ class Machines:
     def __init__(self, storage_path: str | os.PathLike | None = None):
         self.store = Store(storage_path)
 
+    @property
+    def cache_dir(self) -> Path:
+        """Downloads and images shared by every machine, by content hash."""
+        return self.store.cache_dir
+
+    def fetch_file(self, name: str, remote_path: str, local_path: str | os.PathLike) -> None:
+        """Copy one file from machine `name` over SSH (pinned host key) to `local_path`."""
+        from .transfer import machine_connection
+
+        conn = machine_connection(self, name)
+        try:
+            conn.get(remote_path, str(local_path))
+        finally:
+            conn.close()
+
     # ---- loading ----------------------------------------------------------
     def load(self, name: str) -> Host:
         validate_name(name)
         return self.store.load(name)
 
-    def driver_for(self, host: Host, *, persist: bool = True) -> Driver:
+    def driver_for(self, host: Host, *, persist: bool = True, report: Reporter = lambda s: None) -> Driver:
+        """The host's driver, with its typed config (the record's Driver object) and a context."""
         cls = get_driver_class(host.driver_name)
         mdir = self.store.machine_dir(host.name)
+        if not isinstance(host.driver, cls.Config):
+            try:
+                host.driver = cls.Config.from_record(host.driver.to_record())
+            except (ValueError, TypeError) as e:
+                raise CorruptRecord(f"machine {host.name!r} has an unreadable Driver section ({e})",
+                                    f"fix or remove {self.store.config_path(host.name)}") from None
+            host.driver.apply_secrets(credentials.load(mdir, host.name, host.machine.credentials))
         journal = Journal(host.machine.journal, (lambda: self.store.save(host)) if persist else None)
-        secrets = credentials.load(mdir, host.name, host.machine.credentials)
-        return cls(host.name, mdir, host.driver, journal=journal, secrets=secrets, store_path=self.store.path)
+        return cls(host.driver, self._context(host.name, cls, journal, report))
+
+    def _context(self, name: str, cls: type[Driver], journal: Journal, report: Reporter) -> DriverContext:
+        return DriverContext(
+            machine_name=name, machine_dir=self.store.machine_dir(name), cache_dir=self.store.cache_dir,
+            shared_dir=self.store.driver_dir(cls.name), journal=journal,
+            lock=self.store.named_lock, peer_claims=lambda: self._peer_claims(name), report=report)
+
+    def _peer_claims(self, name: str) -> list[Claims]:
+        """What every other machine holds (ports, addresses), read from its record."""
+        out = []
+        for other, host in self.store.load_all():
+            if other == name or not isinstance(host, Host):
+                continue
+            try:
+                cls = get_driver_class(host.driver_name)
+                out.append(cls.Config.from_record(host.driver.to_record()).claims())
+            except (MachineError, ValueError, TypeError):
+                continue  # an unknown driver or a broken record claims nothing we can honour
+        return out
 
     # ---- create -----------------------------------------------------------
     def create(self, name: str, driver_name: str, driver_options: dict | None = None, *,
@@ -95,12 +127,15 @@ class Machines:
                ssh_deadline_s: float = 600.0, context: bool = True) -> Host:
         """pre-check → record → driver.create (journaled) → provision → client config → ready."""
         validate_name(name)
-        tls = tls or TLSOptions()
         cls = get_driver_class(driver_name)
+        engine = validate.engine_options(engine or EngineOptions())
+        tls = validate.tls_options(tls or TLSOptions())
+        ssh_deadline_s = validate.seconds("--ssh-timeout", ssh_deadline_s, low=1)
         if self.store.exists(name):
             raise UsageError(f"machine {name!r} already exists",
                              f"pick another name or remove it first: machine rm {name}")
-        host = Host(name=name, driver_name=cls.name, engine=engine or EngineOptions(),
+        config = cls.Config.from_options(dict(driver_options or {}), driver_name=cls.name, machine_name=name)
+        host = Host(name=name, driver_name=cls.name, driver=config, engine=engine,
                     swarm=swarm or SwarmOptions(), machine=MachineMeta(phase=Phase.CREATING.value))
         host.machine.created_at = _now()
         host.machine.tls_key_type = tls.key_type
@@ -109,8 +144,7 @@ class Machines:
         host.auth.server_cert_sans = list(tls.sans)
         mdir = self.store.machine_dir(name)
         journal = Journal(host.machine.journal, lambda: self.store.save(host))
-        driver = cls(name, mdir, host.driver, journal=journal, store_path=self.store.path)
-        driver.set_options(dict(driver_options or {}))
+        driver = cls(config, self._context(name, cls, journal, on_step))
         if not host.engine.port:
             # dockerd listens where clients reach it unless told otherwise (--engine-port)
             host.engine.port = driver.default_engine_port() or DEFAULT_ENGINE_PORT
@@ -125,7 +159,7 @@ class Machines:
         try:
             with self.store.lock(name):
                 self._fill_auth(host, tls)
-                host.machine.credentials = credentials.save(mdir, name, driver.secrets)
+                host.machine.credentials = credentials.save(mdir, name, config.secrets())
                 if host.machine.credentials:
                     on_step(f"credentials kept in the {'OS keyring' if host.machine.credentials == 'keyring' else 'machine folder (0600 credentials.json)'}")
                 self.store.save(host)
@@ -178,8 +212,6 @@ class Machines:
         if tls.ca_cert or tls.ca_key:
             from . import certs
 
-            if not (tls.ca_cert and tls.ca_key):
-                raise UsageError("--tls-ca-cert and --tls-ca-key go together", "pass both or neither")
             certs.validate_byo(tls.ca_cert, tls.ca_key, tls.client_cert, tls.client_key)
             if not (tls.client_cert and tls.client_key):
                 # A client cert signed by the user's CA, kept in the store's certs/.
@@ -199,19 +231,19 @@ class Machines:
         a.ca_private_key_path = tls.ca_key or str(self.store.ca_key())
         a.client_cert_path = tls.client_cert or str(self.store.client_cert())
         a.client_key_path = tls.client_key or str(self.store.client_key())
-        a.server_cert_path = str(mdir / "server.pem")
-        a.server_key_path = str(mdir / "server-key.pem")
+        a.server_cert_path = str(mdir / layout.SERVER_CERT)
+        a.server_key_path = str(mdir / layout.SERVER_KEY)
         a.store_path = str(mdir)
-        host.driver.setdefault("StorePath", str(self.store.path))
+        host.driver.store_path = host.driver.store_path or str(self.store.path)
 
     # ---- provisioning ------------------------------------------------------
     def _provision(self, host: Host, driver: Driver, *, on_step: Reporter, pin: bool,
                    ssh_deadline_s: float = 600.0, regenerate_certs: bool = False, upgrade: bool = False):
         if not driver.capabilities.provision:
-            host.machine.url = _none_url(host, driver)
+            host.machine.url = driver.engine_url(int(host.engine.port or DEFAULT_ENGINE_PORT))
             return None
         from .certs import cert_info
-        from .provision import engine_url, provision_host
+        from .provision import provision_host
 
         try:
             result = provision_host(self.store, host, driver, on_step=on_step, pin_host_key=pin,
@@ -222,7 +254,8 @@ class Machines:
         host.machine.steps.update(result.step_times)
         host.machine.extra["EngineVersion"] = result.engine_version
         host.machine.extra["RoundTrips"] = result.round_trips
-        host.machine.url = engine_url(host, driver)
+        host.machine.extra["LastChanges"] = list(result.changed)
+        host.machine.url = driver.engine_url(int(host.engine.port or DEFAULT_ENGINE_PORT))
         # Cached so `ls` shows certificate expiry without loading cryptography.
         host.machine.extra["ServerCertNotAfter"] = cert_info(host.auth.server_cert_path).not_after.isoformat()
         return result
@@ -232,29 +265,31 @@ class Machines:
         and write a docker context named after the machine."""
         mdir = self.store.machine_dir(host.name)
         a = host.auth
-        for src, dst, mode in ((a.ca_cert_path, "ca.pem", PUBLIC_FILE), (a.client_cert_path, "cert.pem", PUBLIC_FILE),
-                               (a.client_key_path, "key.pem", PRIVATE_FILE)):
+        for src, dst, mode in ((a.ca_cert_path, layout.CA_CERT, PUBLIC_FILE),
+                               (a.client_cert_path, layout.CLIENT_CERT, PUBLIC_FILE),
+                               (a.client_key_path, layout.CLIENT_KEY, PRIVATE_FILE)):
             atomic_write(mdir / dst, Path(src).read_bytes(), mode=mode)
         if context and host.machine.url:
             from . import clientconfig
 
             clientconfig.write_context(
                 context_name(host.name), docker_host=host.machine.url,
-                ca_pem=(mdir / "ca.pem").read_bytes(), cert_pem=(mdir / "cert.pem").read_bytes(),
-                key_pem=(mdir / "key.pem").read_bytes(),
+                ca_pem=(mdir / layout.CA_CERT).read_bytes(), cert_pem=(mdir / layout.CLIENT_CERT).read_bytes(),
+                key_pem=(mdir / layout.CLIENT_KEY).read_bytes(),
                 description=f"machine {host.name} ({host.driver_name})")
 
     def provision(self, name: str, *, on_step: Reporter = lambda s: None, regenerate_certs: bool = False,
-                  ssh_deadline_s: float = 300.0, upgrade: bool = False) -> Host:
+                  ssh_deadline_s: float = 300.0, upgrade: bool = False):
+        """Bring the host to what its record asks for; returns the ProvisionResult (its plan, what changed)."""
         host = self.load(name)
         with self.store.lock(name):
-            driver = self.driver_for(host)
+            driver = self.driver_for(host, report=on_step)
             if not driver.capabilities.provision:
                 raise UsageError(f"machine {name} uses driver {host.driver_name}, which has no host to provision")
             try:
-                self._provision(host, driver, on_step=on_step, pin=not host.machine.ssh_key_fingerprint,
-                                ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs,
-                                upgrade=upgrade)
+                result = self._provision(host, driver, on_step=on_step, pin=not host.machine.ssh_key_fingerprint,
+                                         ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs,
+                                         upgrade=upgrade)
                 self._client_config(host)
             except BaseException as exc:
                 host.machine.phase = Phase.FAILED.value
@@ -265,9 +300,9 @@ class Machines:
             host.machine.phase = Phase.READY.value
             host.machine.failed_step = host.machine.error = ""
             self.store.save(host)
-            return host
+            return result
 
-    def regenerate_certs(self, name: str, *, client_certs: bool = False, on_step: Reporter = lambda s: None) -> Host:
+    def regenerate_certs(self, name: str, *, client_certs: bool = False, on_step: Reporter = lambda s: None):
         if client_certs:
             from . import certs
 
@@ -277,7 +312,7 @@ class Machines:
                                            a.client_key_path, key_type=self.load(name).machine.tls_key_type)
         return self.provision(name, on_step=on_step, regenerate_certs=True)
 
-    def upgrade(self, name: str, *, on_step: Reporter = lambda s: None) -> Host:
+    def upgrade(self, name: str, *, on_step: Reporter = lambda s: None):
         """Re-run the install strategy even though an engine is present (newest it offers)."""
         return self.provision(name, on_step=on_step, upgrade=True)
 
@@ -285,7 +320,7 @@ class Machines:
     def _lifecycle(self, name: str, action: str, *, on_step: Reporter = lambda s: None) -> Host:
         host = self.load(name)
         with self.store.lock(name):
-            driver = self.driver_for(host)
+            driver = self.driver_for(host, report=on_step)
             if not getattr(driver.capabilities, action):
                 raise UsageError(f"driver {host.driver_name} cannot {action} machines")
             on_step(f"{action} {name}")
@@ -324,7 +359,7 @@ class Machines:
             if host is not None:
                 host.machine.phase = Phase.REMOVING.value
                 try:
-                    driver = self.driver_for(host)
+                    driver = self.driver_for(host, report=on_step)
                     on_step(f"removing {name} ({host.driver_name})")
                     driver.remove()
                 except Exception as e:
@@ -398,8 +433,8 @@ class Machines:
         from .engineapi import engine_info
 
         mdir = self.store.machine_dir(host.name)
-        return engine_info(host.url, ca=str(mdir / "ca.pem"), cert=str(mdir / "cert.pem"),
-                           key=str(mdir / "key.pem"), timeout=timeout)
+        return engine_info(host.url, ca=str(mdir / layout.CA_CERT), cert=str(mdir / layout.CLIENT_CERT),
+                           key=str(mdir / layout.CLIENT_KEY), timeout=timeout)
 
     def active(self, environ=None) -> str | None:
         """The machine DOCKER_HOST points at, else the current docker context if it is a machine."""
@@ -477,10 +512,6 @@ def _valid(name: str) -> bool:
         return True
     except UsageError:
         return False
-
-
-def _none_url(host: Host, driver: Driver) -> str:
-    return str(driver.config.get("URL") or host.url)
 
 
 def _go_quote(s: str) -> str:

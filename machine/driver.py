@@ -1,58 +1,308 @@
-"""The driver contract, option declarations and the lazy driver registry.
+"""The driver contract: typed settings, a narrow context, capabilities, the registry.
 
 A driver makes and controls one host. It knows nothing of certificates, engines or
 swarm: it gets a host up, says how to reach it over SSH, and records every cloud
 resource it creates in the journal the moment it exists.
 
-Drivers are found through the "machine.drivers" entry-point group and imported
-only when used, so `machine env` never loads a cloud SDK.
+Each driver declares its configuration as a dataclass derived from `DriverConfig`;
+every field says, through `setting(...)`, its config.json key (docker-machine's name
+where it had one) and, for user-settable fields, its flag, env var, help and hidden
+docker-machine alias. `create` validates user input into that dataclass
+(`Config.from_options`), the record's "Driver" object is written from it
+(`to_record`), and keys a docker-machine store holds that we do not model survive
+the round trip (`extra`).
+
+Drivers are found through the "machine.drivers" entry-point group and imported only
+when used, so `machine env` never loads a cloud SDK. Adding a driver is one folder
+under drivers/ and one line in pyproject.toml (docs/drivers.md).
 """
 from __future__ import annotations
 
+import abc
+import dataclasses
 import functools
+import math
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable
+import typing
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
 
-from .errors import MachineError, NotFound, UsageError
+from .errors import MachineError, UsageError
 from .model import State
 
 ENTRY_POINT_GROUP = "machine.drivers"
+COMMANDS_ENTRY_POINT_GROUP = "machine.commands"
+
+_SCALARS = (str, int, float, bool)
+
+
+# --------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class Setting:
+    """One field of a driver's configuration, as the CLI, env and config.json see it."""
+
+    field: str                  # the dataclass field name
+    key: str                    # its key in config.json's "Driver" object
+    kind: type                  # str, int, float, bool, list or dict
+    default: Any
+    flag: str | None = None     # "memory" -> --<driver>-memory; None: not user-settable
+    aliases: tuple = ()         # other accepted flags, hidden (docker-machine's spellings)
+    envvar: str | None = None
+    help: str = ""
+    secret: bool = False        # never in config.json: kept in the keyring or a 0600 file
+    choices: tuple = ()
+    min: float | None = None
+    max: float | None = None
+    group: str = ""             # heading in `create -d X --help`
+
+    def cli_flag(self, driver_name: str) -> str:
+        return f"--{driver_name}-{self.flag}"
+
+
+def setting(key: str, default: Any = None, *, flag: str | None = None, help: str = "",
+            env: str | None = None, alias: str | tuple = (), secret: bool = False,
+            choices: tuple = (), min: float | None = None, max: float | None = None,
+            group: str = "") -> Any:
+    """Declare a driver configuration field (used as the dataclass field's default)."""
+    meta = {"machine": dict(key=key, flag=flag, help=help, envvar=env,
+                            aliases=(alias,) if isinstance(alias, str) else tuple(alias),
+                            secret=secret, choices=tuple(choices), min=min, max=max, group=group)}
+    # secrets stay out of repr(), so a config in a log or traceback shows none
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+def _kind(tp) -> type:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or type(tp).__name__ == "UnionType":
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _kind(args[0]) if args else str
+    if origin in (list, tuple) or tp in (list, tuple):
+        return list
+    if origin is dict or tp is dict:
+        return dict
+    return tp if tp in _SCALARS else str
+
+
+def _coerce(s: Setting, value: Any, *, strict: bool, where: str) -> Any:
+    """Convert `value` to the setting's kind; strict (user input) also checks ranges/choices."""
+    def bad(why: str):
+        if strict:
+            return UsageError(f"invalid {where} {value!r}", why)
+        return ValueError(f"{s.key}: {why} (got {type(value).__name__})")
+
+    if value is None:
+        return None
+    k = s.kind
+    if k is bool:
+        if isinstance(value, bool):
+            out = value
+        elif isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+            out = True
+        elif isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+            out = False
+        elif isinstance(value, int) and value in (0, 1):
+            out = bool(value)
+        else:
+            raise bad("give true or false")
+    elif k in (int, float):
+        if isinstance(value, (bool, list, dict)):
+            raise bad("give a number")
+        try:
+            if k is float:
+                out = float(value)
+            elif isinstance(value, int):
+                out = value
+            elif isinstance(value, float) and value.is_integer():
+                out = int(value)
+            else:
+                out = int(str(value).strip(), 10)
+        except (TypeError, ValueError):
+            raise bad("give a whole number" if k is int else "give a number") from None
+        if k is float and not math.isfinite(out):
+            raise bad("give a finite number")
+        if strict and ((s.min is not None and out < s.min) or (s.max is not None and out > s.max)):
+            lo = "" if s.min is None else f"{s.min:g}"
+            hi = "" if s.max is None else f"{s.max:g}"
+            raise bad(f"must be between {lo} and {hi}" if lo and hi else
+                      (f"must be at least {lo}" if lo else f"must be at most {hi}"))
+    elif k is list:
+        if isinstance(value, str):
+            out = [p.strip() for p in value.split(",") if p.strip()] if strict else [value]
+        elif isinstance(value, (list, tuple)):
+            out = [str(v) if strict else v for v in value]
+        else:
+            raise bad("give a list")
+    elif k is dict:
+        if isinstance(value, dict):
+            out = {str(a): b for a, b in value.items()}
+        elif strict and isinstance(value, (list, tuple, str)):
+            out = {}
+            for item in ([value] if isinstance(value, str) else value):
+                key, sep, val = str(item).partition("=")
+                if not sep or not key.strip():
+                    raise UsageError(f"invalid {where} {item!r}", "write KEY=VALUE")
+                out[key.strip()] = val
+        else:
+            raise bad("give KEY=VALUE pairs")
+    else:
+        if isinstance(value, (list, dict)):
+            raise bad("give a single value")
+        out = str(value) if not isinstance(value, str) else value
+        if strict and any(c in out for c in "\n\r\0"):
+            raise bad("it may not contain a newline or NUL")
+    if strict and s.choices:
+        items = out if isinstance(out, list) else [out]
+        for item in items:
+            if item not in s.choices and not (item in ("", None) and s.default in ("", None)):
+                raise UsageError(f"invalid {where} {item!r}", "choose one of: " + ", ".join(map(str, s.choices)))
+    return out
 
 
 @dataclass(frozen=True)
-class Option:
-    """One driver option; the CLI turns it into `--<driver>-<name>`.
+class Claims:
+    """What a machine holds that its peers must not take (local ports, private addresses)."""
 
-    `key` is the field name in config.json's "Driver" object (docker-machine's
-    name where it had one). `secret` options never reach config.json: they go to
-    the credential store so later `stop`/`rm` still work.
+    ports: frozenset = frozenset()
+    addresses: frozenset = frozenset()
+
+
+@dataclass
+class DriverConfig:
+    """Settings every driver shares (docker-machine's BaseDriver fields).
+
+    Subclasses add their own fields with `setting(...)` and may redeclare these to
+    give them a flag or another default.
     """
 
-    name: str
-    type: type = str
-    default: Any = None
-    help: str = ""
-    envvar: str | None = None
-    key: str | None = None
-    secret: bool = False
-    multiple: bool = False
-    choices: tuple = ()
-    required: bool = False
-    #: extra flag spellings kept for docker-machine compatibility (e.g. none's --url)
-    aliases: tuple = ()
+    machine_name: str = setting("MachineName", "")
+    ip_address: str = setting("IPAddress", "")
+    ssh_user: str = setting("SSHUser", "root")
+    ssh_port: int = setting("SSHPort", 22)
+    ssh_key_path: str = setting("SSHKeyPath", "")
+    store_path: str = setting("StorePath", "")
+    #: keys of the record's Driver object that no field models, kept as they were
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+    #: keys that were in the record (so writing it back adds nothing the user did not change)
+    _present: frozenset = field(default=frozenset(), repr=False, compare=False)
 
-    def flag(self, driver_name: str) -> str:
-        return f"--{driver_name}-{self.name}"
+    # ---- the declared settings ------------------------------------------------------
+    @classmethod
+    def settings(cls) -> tuple[Setting, ...]:
+        return _settings(cls)
 
-    @property
-    def dest(self) -> str:
-        return self.name.replace("-", "_")
+    @classmethod
+    def options(cls) -> tuple[Setting, ...]:
+        """The user-settable settings (those with a flag)."""
+        return tuple(s for s in cls.settings() if s.flag)
 
-    @property
-    def config_key(self) -> str:
-        return self.key or "".join(p.capitalize() for p in self.name.split("-"))
+    # ---- from and to config.json ----------------------------------------------------
+    @classmethod
+    def from_record(cls, data: Mapping | None) -> "DriverConfig":
+        """Read a record's Driver object; unknown keys kept; ValueError on wrong types."""
+        data = dict(data or {})
+        kwargs: dict[str, Any] = {}
+        present = set()
+        for s in cls.settings():
+            if s.key in data:
+                raw = data.pop(s.key)
+                present.add(s.key)
+                kwargs[s.field] = s.default if raw is None and s.kind in (list, dict) else \
+                    _coerce(s, raw, strict=False, where=s.key)
+        return cls(**kwargs, extra=data, _present=frozenset(present))
 
+    def to_record(self) -> dict:
+        """The record's Driver object: modelled fields (secrets never), then the kept extras."""
+        out: dict[str, Any] = {}
+        for s in self.settings():
+            if s.secret:
+                continue
+            value = getattr(self, s.field)
+            if s.key in self._present or value != s.default:
+                out[s.key] = list(value) if isinstance(value, tuple) else value
+        for k, v in self.extra.items():
+            out.setdefault(k, v)
+        return out
+
+    # ---- from user input ---------------------------------------------------------------
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any], *, driver_name: str, machine_name: str = "",
+                     environ: Mapping[str, str] | None = None) -> "DriverConfig":
+        """Validate user input (keyed by field or flag name) into a config.
+
+        Values not given are read from each setting's env var, else its default.
+        Unknown names, wrong types, out-of-range numbers and bad choices are
+        UsageErrors naming the flag.
+        """
+        environ = os.environ if environ is None else environ
+        by_name: dict[str, Setting] = {}
+        for s in cls.options():
+            by_name[s.field] = by_name[s.flag] = by_name[s.flag.replace("-", "_")] = s
+        given: dict[str, Any] = {}
+        for name, value in values.items():
+            if value is None:
+                continue  # not given
+            s = by_name.get(name)
+            if s is None:
+                raise UsageError(f"driver {driver_name} has no option {name!r}",
+                                 f"see: machine create -d {driver_name} --help")
+            given[s.field] = (s, value)
+        kwargs: dict[str, Any] = {"machine_name": machine_name} if machine_name else {}
+        for s in cls.options():
+            if s.field in given:
+                value, where = given[s.field][1], s.cli_flag(driver_name)
+            elif s.envvar and environ.get(s.envvar) not in (None, ""):
+                value, where = environ[s.envvar], f"{s.envvar} (for {s.cli_flag(driver_name)})"
+            else:
+                continue
+            if isinstance(value, tuple) and s.kind is not list:
+                value = list(value) if s.kind is dict else (value[-1] if value else None)
+            if s.kind is list and isinstance(value, (list, tuple)):
+                # repeatable flags may also carry comma-separated lists (docker-machine's style)
+                value = [p.strip() for v in value for p in str(v).split(",") if p.strip()]
+            kwargs[s.field] = _coerce(s, value, strict=True, where=where)
+        cfg = cls(**kwargs)
+        cfg.validate(driver_name)
+        return cfg
+
+    def validate(self, driver_name: str) -> None:
+        """Cross-field checks on user input; raise UsageError naming the flags."""
+
+    # ---- secrets -------------------------------------------------------------------------
+    def secrets(self) -> dict[str, str]:
+        """Secret values given, by config key (for the credential store)."""
+        return {s.key: getattr(self, s.field) for s in self.settings()
+                if s.secret and getattr(self, s.field)}
+
+    def apply_secrets(self, values: Mapping[str, Any]) -> None:
+        for s in self.settings():
+            if s.secret and values.get(s.key):
+                setattr(self, s.field, values[s.key])
+
+    # ---- peers -----------------------------------------------------------------------------
+    def claims(self) -> Claims:
+        """Local ports and private addresses this machine holds (peers must not take them)."""
+        return Claims()
+
+
+@functools.lru_cache(maxsize=None)
+def _settings(cls) -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("machine")
+        if meta is None:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out.append(Setting(field=f.name, kind=_kind(hints[f.name]), default=default, **meta))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- capabilities, endpoint
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -62,10 +312,12 @@ class Capabilities:
     stop: bool = True
     restart: bool = True
     kill: bool = True
-    ssh: bool = True
+    ssh: bool = True                # `machine ssh/scp` can log in
     provision: bool = True          # False for `none`: there is no host to log in to
     private_network: bool = False   # machines can share a network (swarm traffic)
-    cloud: bool = False             # creates billable resources: rollback matters most
+    local_state: bool = False       # state() asks nothing over the network (fast `status`)
+    #: creates billable cloud resources: a failed create's rollback is reported resource by resource
+    cloud: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +331,7 @@ class SSHEndpoint:
 class Journal:
     """Resources a driver created, persisted the moment they exist.
 
-    `persist` is called after every change (the API saves the record), so an
+    `persist` is called after every change (the core saves the record), so an
     interrupted create can be rolled back and `rm` can find everything.
     """
 
@@ -88,11 +340,13 @@ class Journal:
         self._persist = persist or (lambda: None)
 
     def record(self, kind: str, id: str, **attrs) -> None:
+        """Add a resource (kind, id, attributes) and save the record at once."""
         entry = {"kind": kind, "id": str(id), **attrs}
         self.entries.append(entry)
         self._persist()
 
     def forget(self, kind: str, id: str) -> None:
+        """Drop a resource that no longer exists and save the record at once."""
         self.entries[:] = [e for e in self.entries if not (e["kind"] == kind and e["id"] == str(id))]
         self._persist()
 
@@ -106,94 +360,117 @@ class Journal:
         return len(self.entries)
 
 
-class Driver:
+@dataclass(frozen=True)
+class DriverContext:
+    """All a driver gets from the core: nothing else of the store is its business."""
+
+    machine_name: str
+    machine_dir: Path                 # the machine's own folder (exists before create)
+    cache_dir: Path                   # shared downloads and images, by content hash
+    shared_dir: Path                  # this driver's own folder for state shared by its machines
+    journal: Journal
+    lock: Callable[[str], AbstractContextManager]     # a named lock across every machine command
+    peer_claims: Callable[[], list[Claims]]           # what the other machines hold
+    report: Callable[[str], None] = lambda msg: None  # progress of long operations, one line each
+
+    @classmethod
+    def scratch(cls, machine_name: str, machine_dir: str | os.PathLike, *, root: str | os.PathLike | None = None):
+        """A context outside any store (tools and tests): locks are file locks under `root`."""
+        from filelock import FileLock
+
+        root_path = Path(root) if root else Path(machine_dir).parent
+        root_path.mkdir(parents=True, exist_ok=True)
+        return cls(machine_name=machine_name, machine_dir=Path(machine_dir), cache_dir=root_path / "cache",
+                   shared_dir=root_path / "shared", journal=Journal(),
+                   lock=lambda name: FileLock(str(root_path / f".{name}.lock")),
+                   peer_claims=lambda: [])
+
+
+# --------------------------------------------------------------------------- the driver
+
+class Driver(abc.ABC):
+    """One host on one platform. Subclasses set the class attributes and the abstract methods."""
+
     name: ClassVar[str] = ""
-    aliases: ClassVar[tuple[str, ...]] = ()
+    #: one line shown by `machine create -d NAME --help`
     description: ClassVar[str] = ""
-    options: ClassVar[tuple[Option, ...]] = ()
+    Config: ClassVar[type[DriverConfig]] = DriverConfig
     capabilities: ClassVar[Capabilities] = Capabilities()
-    #: docker-machine's default SSH user for this driver, used when config has none
-    default_ssh_user: ClassVar[str] = "root"
 
-    def __init__(self, machine_name: str, machine_dir: str | os.PathLike, config: dict,
-                 journal: Journal | None = None, secrets: dict | None = None,
-                 store_path: str | os.PathLike | None = None):
-        self.machine_name = machine_name
-        self.machine_dir = str(machine_dir)
-        self.store_path = str(store_path) if store_path else os.path.dirname(os.path.dirname(self.machine_dir))
-        # `config` is the record's "Driver" object: the driver reads and updates it.
+    def __init__(self, config: DriverConfig, ctx: DriverContext):
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
         self.config = config
-        self.journal = journal if journal is not None else Journal()  # an empty journal is falsy
-        self.secrets = secrets or {}
-        self.config.setdefault("MachineName", machine_name)
+        self.ctx = ctx
 
-    # -- options ----------------------------------------------------------
-    def set_options(self, values: dict[str, Any]) -> None:
-        """Store parsed option values: plain ones in config, secret ones in self.secrets."""
-        for opt in self.options:
-            if opt.dest not in values:
-                continue
-            value = values[opt.dest]
-            if opt.secret:
-                if value:
-                    self.secrets[opt.config_key] = value
-            else:
-                self.config[opt.config_key] = value
+    @property
+    def machine_name(self) -> str:
+        return self.ctx.machine_name
 
-    def opt(self, name: str, default: Any = None) -> Any:
-        """Read an option value (secret or not) by its option name."""
-        for o in self.options:
-            if o.name == name:
-                src = self.secrets if o.secret else self.config
-                value = src.get(o.config_key)
-                return default if value is None else value
-        raise KeyError(name)
+    @property
+    def machine_dir(self) -> Path:
+        return self.ctx.machine_dir
 
-    # -- the contract -----------------------------------------------------
+    @property
+    def journal(self) -> Journal:
+        return self.ctx.journal
+
+    # ---- the contract ------------------------------------------------------------------
+    @abc.abstractmethod
     def pre_create_check(self) -> None:
-        """Validate credentials, quotas, images; create nothing."""
+        """Check credentials, quotas, images and local tools; create nothing."""
 
+    @abc.abstractmethod
     def create(self) -> None:
-        raise NotImplementedError
+        """Make the host and leave it running; journal each resource the moment it exists."""
 
+    @abc.abstractmethod
     def remove(self) -> None:
         """Delete everything the journal holds; missing resources are not an error."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def state(self) -> State:
+        """The host's power state as the platform reports it."""
 
     def start(self) -> None:
+        """Power the host on (a no-op when it runs)."""
         raise MachineError(f"driver {self.name} cannot start machines")
 
     def stop(self) -> None:
+        """Shut the host down gracefully."""
         raise MachineError(f"driver {self.name} cannot stop machines")
 
     def restart(self) -> None:
+        """Stop, then start."""
         self.stop()
         self.start()
 
     def kill(self) -> None:
+        """Power the host off at once."""
         raise MachineError(f"driver {self.name} cannot kill machines")
 
-    def state(self) -> State:
-        raise NotImplementedError
-
     def ip(self) -> str:
-        return str(self.config.get("IPAddress") or "")
+        """The address clients use for the host (may be empty before create)."""
+        return self.config.ip_address
 
     def ssh_endpoint(self) -> SSHEndpoint:
-        return SSHEndpoint(
-            host=str(self.config.get("SSHHostAddress") or self.ip()),
-            port=int(self.config.get("SSHPort") or 22),
-            user=str(self.config.get("SSHUser") or self.default_ssh_user),
-            key_path=self.config.get("SSHKeyPath") or None,
-        )
+        """Host, port, user and private key for SSH."""
+        return SSHEndpoint(host=self.ip(), port=int(self.config.ssh_port or 22),
+                           user=self.config.ssh_user or "root", key_path=self.config.ssh_key_path or None)
 
     def default_engine_port(self) -> int | None:
-        """The port dockerd should listen on when --engine-port is not given (None: 2376)."""
+        """The port dockerd listens on when --engine-port is not given (None: the default)."""
         return None
 
     def engine_endpoint(self, engine_port: int) -> tuple[str, int]:
         """Where the local docker CLI reaches the engine (a driver may forward it)."""
         return self.ip(), engine_port
+
+    def engine_url(self, engine_port: int) -> str:
+        """The engine's URL for clients (tcp://HOST:PORT unless the driver knows better)."""
+        from .model import engine_url
+
+        return engine_url(*self.engine_endpoint(engine_port))
 
     def addresses(self) -> list[str]:
         """Every address the host is reached by, for the server certificate's SANs."""
@@ -201,80 +478,68 @@ class Driver:
         return [ip] if ip else []
 
     def private_address(self) -> str | None:
-        """Address other machines reach this one by (swarm advertise address)."""
-        return self.config.get("PrivateIPAddress") or None
+        """The address other machines reach this one by (swarm), if it has one."""
+        return None
+
+    @classmethod
+    def batch_states(cls, drivers: list["Driver"]) -> dict[str, State] | None:
+        """States of many machines of this driver in few API calls (`ls`), by machine name; None: ask each."""
+        return None
 
 
-# ---- registry --------------------------------------------------------------
+# --------------------------------------------------------------------------- registry
 
-@functools.lru_cache(maxsize=1)
-def _entry_points():
+#: drivers registered at run time by Python callers (a test's fake, a driver built in a notebook)
+_registered: dict[str, type] = {}
+
+
+def register_driver(name: str, cls: type["Driver"] | None) -> None:
+    """Make `cls` available as driver `name` in this process (None removes it).
+
+    Installed drivers register through the "machine.drivers" entry point instead.
+    """
+    if cls is None:
+        _registered.pop(name, None)
+    elif not (isinstance(cls, type) and issubclass(cls, Driver)):
+        raise TypeError(f"{cls!r} is not a Driver subclass")
+    else:
+        _registered[name] = cls
+
+
+@functools.lru_cache(maxsize=None)
+def _entry_points(group: str = ENTRY_POINT_GROUP):
     from importlib.metadata import entry_points
-    return tuple(entry_points(group=ENTRY_POINT_GROUP))
 
-
-# Built-in fallbacks so a source checkout without installed metadata still works.
-BUILTIN = {
-    "none": "machine.drivers.none:NoneDriver",
-    "generic": "machine.drivers.generic:GenericDriver",
-    "qemu": "machine.drivers.qemu:QemuDriver",
-    "kvm": "machine.drivers.qemu:QemuDriver",
-    "openstack": "machine.drivers.openstack:OpenStackDriver",
-    "aws": "machine.drivers.aws:AWSDriver",
-    "amazonec2": "machine.drivers.aws:AWSDriver",
-    "virtualbox": "machine.drivers.virtualbox:VirtualBoxDriver",
-    "vsphere": "machine.drivers.vsphere:VSphereDriver",
-    "azure": "machine.drivers.azure:AzureDriver",
-    "google": "machine.drivers.google:GoogleDriver",
-}
+    return tuple(entry_points(group=group))
 
 
 def driver_names() -> list[str]:
-    names = {ep.name for ep in _entry_points()}
-    return sorted(names or BUILTIN)
-
-
-def _target(name: str) -> str | None:
-    for ep in _entry_points():
-        if ep.name == name:
-            return ep.value
-    return BUILTIN.get(name)
+    """Every registered driver name and alias whose module is installed."""
+    return sorted({ep.name for ep in _entry_points() if _importable(ep.value)} | set(_registered))
 
 
 def _importable(target: str) -> bool:
     import importlib.util
+
     try:
         return importlib.util.find_spec(target.split(":")[0]) is not None
-    except ModuleNotFoundError:
+    except (ModuleNotFoundError, ValueError):
         return False
 
 
 def get_driver_class(name: str) -> type[Driver]:
-    import importlib
-
-    target = _target(name)
-    if not target or not _importable(target):
-        known = ", ".join(n for n in driver_names() if _target(n) and _importable(_target(n)))
-        raise UsageError(f"unknown driver {name!r}", f"choose one of: {known}")
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr)
-
-
-def make_driver(name: str, machine_name: str, machine_dir, config: dict, **kw) -> Driver:
-    return get_driver_class(name)(machine_name, machine_dir, config, **kw)
+    """The driver class registered under `name` (or an alias), imported now."""
+    if name in _registered:
+        return _registered[name]
+    for ep in _entry_points():
+        if ep.name == name and _importable(ep.value):
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Driver)):
+                raise MachineError(f"entry point {ep.name} = {ep.value} is not a Driver")
+            return cls
+    raise UsageError(f"unknown driver {name!r}", f"choose one of: {', '.join(driver_names())}")
 
 
-def require(value, what: str, flag: str) -> Any:
-    if value in (None, "", [], ()):
-        raise UsageError(f"{what} is required", f"pass {flag}")
-    return value
-
-
-def not_found(kind: str, name: str, hint: str | None = None) -> NotFound:
-    return NotFound(f"{kind} {name!r} not found", hint)
-
-
-def iter_flags(driver_cls: type[Driver]) -> Iterable[tuple[str, Option]]:
-    for opt in driver_cls.options:
-        yield opt.flag(driver_cls.name), opt
+def driver_commands() -> dict[str, str]:
+    """Sub-commands contributed by drivers: verb -> "module:attribute"."""
+    return {ep.name: ep.value for ep in _entry_points(COMMANDS_ENTRY_POINT_GROUP)}

@@ -7,14 +7,15 @@ Unknown keys are kept and written back, so nothing of an old record is lost.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .layout import DEFAULT_CERT_DAYS, DEFAULT_ENGINE_PORT, DEFAULT_INSTALL_URL, DEFAULT_TLS_KEY_TYPE
+
 CONFIG_VERSION = 3
-DEFAULT_ENGINE_PORT = 2376
-DEFAULT_INSTALL_URL = "https://get.docker.com"
 
 
 class State(str, enum.Enum):
@@ -105,10 +106,15 @@ class EngineOptions(_GoRecord):
     install_url: str = field(default=DEFAULT_INSTALL_URL, metadata=go("InstallURL"))
     # Ours: docker-machine had no such fields.
     port: int = field(default=DEFAULT_ENGINE_PORT, metadata=go("Port"))
-    install: str = field(default="script", metadata=go("InstallStrategy"))
+    install: str = field(default="", metadata=go("InstallStrategy"))  # "": script, or bundle when one is given
     bundle: str = field(default="", metadata=go("BundlePath"))
     live_restore: bool = field(default=True, metadata=go("LiveRestore"))
     extra: dict = field(default_factory=dict)
+
+    @property
+    def strategy(self) -> str:
+        """How the engine gets installed: script, package, bundle or none."""
+        return (self.install or ("bundle" if self.bundle else "script")).lower()
 
 
 @dataclass
@@ -166,18 +172,26 @@ class MachineMeta(_GoRecord):
     journal: list = field(default_factory=list, metadata=go("Journal", is_list=True))
     credentials: str = field(default="", metadata=go("Credentials"))  # "", "keyring" or "file"
     ssh_key_fingerprint: str = field(default="", metadata=go("HostKeyFingerprint"))
-    tls_key_type: str = field(default="ecdsa", metadata=go("TLSKeyType"))
-    cert_days: int = field(default=1095, metadata=go("CertDays"))
+    tls_key_type: str = field(default=DEFAULT_TLS_KEY_TYPE, metadata=go("TLSKeyType"))
+    cert_days: int = field(default=DEFAULT_CERT_DAYS, metadata=go("CertDays"))
     labels: dict = field(default_factory=dict, metadata=go("Labels"))
     steps: dict = field(default_factory=dict, metadata=go("StepTimes"))
     extra: dict = field(default_factory=dict)
+
+
+def _base_driver_config(data: dict | None = None):
+    # The record's Driver object, typed by the fields every driver shares; the API
+    # re-reads it with the driver's own Config class when it needs the driver.
+    from .driver import DriverConfig
+
+    return DriverConfig.from_record(data)
 
 
 @dataclass
 class Host:
     name: str
     driver_name: str
-    driver: dict = field(default_factory=dict)
+    driver: Any = field(default_factory=_base_driver_config)  # a DriverConfig
     engine: EngineOptions = field(default_factory=EngineOptions)
     swarm: SwarmOptions = field(default_factory=SwarmOptions)
     auth: AuthOptions = field(default_factory=AuthOptions)
@@ -185,6 +199,10 @@ class Host:
     config_version: int = CONFIG_VERSION
     host_options_extra: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.driver, dict):  # a record's Driver object, as Python callers may give it
+            self.driver = _base_driver_config(self.driver)
 
     # ---- serialisation -------------------------------------------------
     @classmethod
@@ -196,7 +214,7 @@ class Host:
         host = cls(
             name=data.pop("Name"),
             driver_name=data.pop("DriverName", "") or "",
-            driver=dict(data.pop("Driver", None) or {}),
+            driver=_base_driver_config(_driver_section(data.pop("Driver", None))),
             engine=EngineOptions.from_dict(hopts.pop("EngineOptions", None)),
             swarm=SwarmOptions.from_dict(hopts.pop("SwarmOptions", None)),
             auth=AuthOptions.from_dict(hopts.pop("AuthOptions", None)),
@@ -211,12 +229,12 @@ class Host:
 
     def to_dict(self, store_path: str | os.PathLike | None = None) -> dict:
         auth = self.auth.to_dict()
-        driver = dict(self.driver)
+        cfg = self.driver
         if store_path is not None:
             auth = _relativise(auth, AuthOptions, store_path)
-            for key in ("StorePath", "SSHKeyPath"):
-                if isinstance(driver.get(key), str):
-                    driver[key] = _rel(driver[key], store_path)
+            cfg = dataclasses.replace(cfg, store_path=_rel(cfg.store_path, store_path),
+                                      ssh_key_path=_rel(cfg.ssh_key_path, store_path))
+        driver = cfg.to_record()
         hopts = {"Driver": "", "Memory": 0, "Disk": 0}
         hopts.update(self.host_options_extra)
         hopts["EngineOptions"] = self.engine.to_dict()
@@ -239,27 +257,41 @@ class Host:
             value = getattr(self.auth, name)
             if value and not os.path.isabs(value):
                 setattr(self.auth, name, os.path.join(store_path, value))
-        for key in ("StorePath", "SSHKeyPath"):
-            value = self.driver.get(key)
-            if isinstance(value, str) and value and not os.path.isabs(value):
-                self.driver[key] = os.path.join(store_path, value)
+        cfg = self.driver
+        for name in ("store_path", "ssh_key_path"):
+            value = getattr(cfg, name)
+            if value and not os.path.isabs(value):
+                setattr(cfg, name, os.path.join(store_path, value))
 
     # ---- derived facts -------------------------------------------------
     @property
     def ip(self) -> str:
-        return str(self.driver.get("IPAddress") or "")
+        return self.driver.ip_address or ""
 
     @property
     def url(self) -> str:
         if self.machine.url:
             return self.machine.url
         if self.ip:
-            return f"tcp://{_host_for_url(self.ip)}:{self.engine.port or DEFAULT_ENGINE_PORT}"
+            return engine_url(self.ip, self.engine.port)
         return ""
 
 
-def _host_for_url(ip: str) -> str:
+def _driver_section(value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("its Driver field is not an object")
+    return value
+
+
+def host_for_url(ip: str) -> str:
+    """An address as it goes into a URL: IPv6 in brackets."""
     return f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
+
+
+def engine_url(address: str, port: int) -> str:
+    return f"tcp://{host_for_url(address)}:{port or DEFAULT_ENGINE_PORT}"
 
 
 def _rel(value: str, store_path) -> str:

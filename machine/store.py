@@ -1,9 +1,4 @@
-"""The machine store on disk, in docker-machine's layout.
-
-    STORE/certs/{ca.pem,ca-key.pem,cert.pem,key.pem}
-    STORE/machines/NAME/{config.json,id_*,server.pem,server-key.pem,ca.pem,cert.pem,key.pem}
-    STORE/cache/            images and downloads, by content hash
-    STORE/.locks/           one lock file per machine, plus the store lock
+"""The machine store on disk, in docker-machine's layout (file names: layout.py).
 
 Writes are atomic; each machine has its own lock; CA creation takes the store
 lock so two processes creating machines at once end with one CA.
@@ -19,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import MachineError, NotFound, UsageError
+from . import layout
 from .fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write_json, ensure_dir
 from .model import Host
 
@@ -50,29 +46,33 @@ class CorruptRecord(MachineError):
 class Store:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path).expanduser().absolute() if path else default_store_path().absolute()
-        self.machines_dir = self.path / "machines"
-        self.certs_dir = self.path / "certs"
-        self.cache_dir = self.path / "cache"
-        self.locks_dir = self.path / ".locks"
+        self.machines_dir = self.path / layout.MACHINES_DIR
+        self.certs_dir = self.path / layout.CERTS_DIR
+        self.cache_dir = self.path / layout.CACHE_DIR
+        self.locks_dir = self.path / layout.LOCKS_DIR
 
     # ---- paths ------------------------------------------------------------
     def machine_dir(self, name: str) -> Path:
         return self.machines_dir / validate_name(name)
 
     def config_path(self, name: str) -> Path:
-        return self.machine_dir(name) / "config.json"
+        return self.machine_dir(name) / layout.CONFIG_JSON
+
+    def driver_dir(self, driver_name: str) -> Path:
+        """A driver's own folder for state its machines share (created on first use)."""
+        return self.path / layout.DRIVERS_DIR / validate_name(driver_name)
 
     def ca_cert(self) -> Path:
-        return self.certs_dir / "ca.pem"
+        return self.certs_dir / layout.CA_CERT
 
     def ca_key(self) -> Path:
-        return self.certs_dir / "ca-key.pem"
+        return self.certs_dir / layout.CA_KEY
 
     def client_cert(self) -> Path:
-        return self.certs_dir / "cert.pem"
+        return self.certs_dir / layout.CLIENT_CERT
 
     def client_key(self) -> Path:
-        return self.certs_dir / "key.pem"
+        return self.certs_dir / layout.CLIENT_KEY
 
     # ---- locks -------------------------------------------------------------
     @contextmanager
@@ -100,6 +100,12 @@ class Store:
 
     def store_lock(self, timeout: float = LOCK_TIMEOUT):
         return self._lock("store.lock", timeout)
+
+    def named_lock(self, name: str, timeout: float = LOCK_TIMEOUT):
+        """A lock shared by every machine command on this store (e.g. "qemu-ports")."""
+        if not NAME_RE.match(name or ""):
+            raise ValueError(f"invalid lock name {name!r}")
+        return self._lock(f"named-{name}.lock", timeout)
 
     # ---- records -----------------------------------------------------------
     def exists(self, name: str) -> bool:
@@ -146,7 +152,7 @@ class Store:
 
     def save(self, host: Host) -> None:
         d = ensure_dir(self.machine_dir(host.name), PRIVATE_DIR)
-        atomic_write_json(d / "config.json", host.to_dict(store_path=self.path), mode=PRIVATE_FILE)
+        atomic_write_json(d / layout.CONFIG_JSON, host.to_dict(store_path=self.path), mode=PRIVATE_FILE)
 
     def reserve(self, name: str) -> Path:
         """Create the machine folder; fail if the machine already exists."""

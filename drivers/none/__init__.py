@@ -1,37 +1,46 @@
 """Driver `none`: record an engine that already exists, reached at --url."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from ...driver import Capabilities, Driver, Option
+from ...driver import Capabilities, Driver, DriverConfig, setting
 from ...errors import UsageError
 from ...model import State
+
+URL_SCHEMES = ("tcp", "unix", "ssh")
+
+
+@dataclass
+class NoneConfig(DriverConfig):
+    # docker-machine's `none` driver takes a bare --url: kept as an alias of --none-url.
+    url: str = setting("URL", "", flag="url", alias="--url", env="NONE_URL",
+                       help="URL of the engine, e.g. tcp://10.0.0.5:2376")
+
+    def validate(self, driver_name: str) -> None:
+        if not self.url:
+            raise UsageError("driver none needs the engine's address", "pass --url tcp://HOST:2376")
+        parsed = urlparse(self.url)
+        try:
+            parsed.port
+        except ValueError:
+            raise UsageError(f"invalid --url {self.url!r}: bad port", "use the form tcp://HOST:PORT") from None
+        if parsed.scheme not in URL_SCHEMES or not (parsed.hostname or parsed.path) \
+                or any(c.isspace() for c in self.url):
+            raise UsageError(f"invalid --url {self.url!r}", "use the form tcp://HOST:PORT")
+        self.ip_address = parsed.hostname or ""
 
 
 class NoneDriver(Driver):
     name = "none"
     description = "an existing Docker engine reached at --url; nothing is created"
-    options = (
-        Option("url", help="URL of the engine, e.g. tcp://10.0.0.5:2376", key="URL", envvar="NONE_URL",
-               aliases=("--url",)),
-    )
-    capabilities = Capabilities(start=False, stop=False, restart=False, kill=False, ssh=False, provision=False)
-
-    def set_options(self, values):
-        # docker-machine's `none` driver takes a bare --url (declared as an alias).
-        super().set_options(values)
-        url = self.config.get("URL")
-        if url:
-            parsed = urlparse(url)
-            self.config["IPAddress"] = parsed.hostname or ""
+    Config = NoneConfig
+    capabilities = Capabilities(start=False, stop=False, restart=False, kill=False, ssh=False, provision=False,
+                                local_state=True)
+    config: NoneConfig
 
     def pre_create_check(self) -> None:
-        url = self.config.get("URL")
-        if not url:
-            raise UsageError("driver none needs the engine's address", "pass --url tcp://HOST:2376")
-        parsed = urlparse(url)
-        if parsed.scheme not in ("tcp", "unix", "ssh") or not (parsed.hostname or parsed.path):
-            raise UsageError(f"invalid --url {url!r}", "use the form tcp://HOST:PORT")
+        """Nothing to check: --url was validated with the options."""
 
     def create(self) -> None:
         """Nothing to create: the engine exists already."""
@@ -44,5 +53,9 @@ class NoneDriver(Driver):
         return State.RUNNING
 
     def engine_endpoint(self, engine_port):
-        parsed = urlparse(self.config.get("URL") or "")
+        parsed = urlparse(self.config.url)
         return parsed.hostname or "", parsed.port or engine_port
+
+    def engine_url(self, engine_port: int) -> str:
+        # The URL as the user gave it (docker-machine's behaviour), whatever its scheme.
+        return self.config.url or super().engine_url(engine_port)

@@ -20,8 +20,9 @@ from ...errors import MachineError, NotFound, UsageError
 from ...model import State
 from . import keys, resources
 from .errors import ActiveTimeout, AuthFailed, OpenStackError, convert, is_definitive_http_error, translate
-from .options import (DEFAULT_ACTIVE_TIMEOUT, DEFAULT_IP_VERSION, ENDPOINT_TYPES, OPTIONS,
-                      SERVER_GROUP_POLICIES, env_fallbacks, parse_metadata, split_list)
+from .options import DEFAULT_ACTIVE_TIMEOUT, DEFAULT_IP_VERSION, OpenStackConfig
+
+__all__ = ["OpenStackConfig", "OpenStackDriver"]
 
 log = logging.getLogger("machine.drivers.openstack")
 
@@ -47,67 +48,19 @@ REMOVE_RANK = {"floating_ip": 0, "server": 1}
 class OpenStackDriver(Driver):
     name = "openstack"
     description = "a server on an OpenStack cloud (openstacksdk; clouds.yaml, OS_* or flags)"
-    options = OPTIONS
+    Config = OpenStackConfig
     capabilities = Capabilities(cloud=True, private_network=True)
-    default_ssh_user = "root"
+    config: OpenStackConfig
 
     #: seconds between status polls (tests shorten it)
     poll_interval: float = 2.0
     #: seconds to wait for a deleted server/volume to disappear, or a security group to be free
     delete_timeout: float = 180.0
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: OpenStackConfig, ctx):
+        super().__init__(config, ctx)
         self._conn = None
         self._resolved: dict | None = None
-
-    # ---- options ------------------------------------------------------------------------
-    def set_options(self, values) -> None:
-        super().set_options(values)
-        env_fallbacks(self.config)
-        if "SecurityGroups" in self.config:
-            self.config["SecurityGroups"] = split_list(self.config.get("SecurityGroups"))
-        if "Tags" in self.config:
-            self.config["Tags"] = split_list(self.config.get("Tags"))
-        if "Metadata" in self.config:
-            self.config["Metadata"] = parse_metadata(self.config.get("Metadata"))
-
-    def _validate(self) -> None:
-        c = self.config
-
-        def exclusive(a, b, what):
-            if c.get(a) and c.get(b):
-                raise UsageError(f"either {what} name or {what} id, not both",
-                                 f"drop --openstack-{what}-name or --openstack-{what}-id")
-        exclusive("FlavorName", "FlavorId", "flavor")
-        exclusive("ImageName", "ImageId", "image")
-        if c.get("NetworkName") and c.get("NetworkId"):
-            raise UsageError("either network name or network id, not both", "drop --openstack-net-name or --openstack-net-id")
-        if not (c.get("FlavorName") or c.get("FlavorId")):
-            raise UsageError("a flavor is required", "pass --openstack-flavor-name or --openstack-flavor-id")
-        if not (c.get("ImageName") or c.get("ImageId")):
-            raise UsageError("an image is required", "pass --openstack-image-name or --openstack-image-id")
-        if c.get("EndpointType") and c["EndpointType"] not in ENDPOINT_TYPES:
-            raise UsageError(f"invalid --openstack-endpoint-type {c['EndpointType']!r}",
-                             "use publicURL, internalURL or adminURL")
-        if int(c.get("IpVersion") or DEFAULT_IP_VERSION) not in (4, 6):
-            raise UsageError(f"invalid --openstack-ip-version {c.get('IpVersion')!r}", "use 4 or 6")
-        if c.get("ComputeNetwork"):
-            raise UsageError("nova-network is not supported (OpenStack removed it in Rocky)",
-                             "drop --openstack-nova-network; Neutron is used")
-        if c.get("KeyPairName") and not c.get("PrivateKeyFile"):
-            raise UsageError("--openstack-keypair-name needs the matching private key",
-                             "pass --openstack-private-key-file")
-        if c.get("PrivateKeyFile") and not os.path.isfile(os.path.expanduser(c["PrivateKeyFile"])):
-            raise UsageError(f"private key file {c['PrivateKeyFile']} does not exist",
-                             "pass the path of an existing key to --openstack-private-key-file")
-        if c.get("UserDataFile") and not os.path.isfile(os.path.expanduser(c["UserDataFile"])):
-            raise UsageError(f"user data file {c['UserDataFile']} does not exist", "check --openstack-user-data-file")
-        if c.get("ServerGroup") and (c.get("ServerGroupPolicy") or "anti-affinity") not in SERVER_GROUP_POLICIES:
-            raise UsageError(f"invalid --openstack-server-group-policy {c.get('ServerGroupPolicy')!r}",
-                             "use " + ", ".join(SERVER_GROUP_POLICIES))
-        if int(c.get("ActiveTimeout") or 0) < 0 or int(c.get("VolumeSize") or 0) < 0:
-            raise UsageError("--openstack-active-timeout and --openstack-volume-size cannot be negative")
 
     # ---- connection ---------------------------------------------------------------------
     @property
@@ -115,21 +68,20 @@ class OpenStackDriver(Driver):
         if self._conn is None:
             from .connection import connect
 
-            self._conn = connect(self.config, self.secrets)
+            self._conn = connect(self.config)
         return self._conn
 
     @property
     def _ip_version(self) -> int:
-        return int(self.config.get("IpVersion") or DEFAULT_IP_VERSION)
+        return int(self.config.ip_version or DEFAULT_IP_VERSION)
 
     @property
     def _active_timeout(self) -> float:
-        value = self.config.get("ActiveTimeout")
+        value = self.config.active_timeout
         return float(DEFAULT_ACTIVE_TIMEOUT if value in (None, "") else value)
 
     # ---- pre-create check: creates nothing ----------------------------------------------
     def pre_create_check(self) -> None:
-        self._validate()
         conn = self.conn
         with translate("authenticate"):
             conn.authorize()
@@ -142,31 +94,31 @@ class OpenStackDriver(Driver):
         c, conn = self.config, self.conn
         r: dict = {}
         with translate("look up the flavor"):
-            r["flavor"] = resources.find_flavor(conn, c.get("FlavorName"), c.get("FlavorId"))
+            r["flavor"] = resources.find_flavor(conn, c.flavor_name, c.flavor_id)
         with translate("look up the image"):
-            r["image"] = resources.find_image(conn, c.get("ImageName"), c.get("ImageId"))
+            r["image"] = resources.find_image(conn, c.image_name, c.image_id)
         with translate("look up the network"):
-            r["network"] = resources.find_network(conn, c.get("NetworkName"), c.get("NetworkId"))
-        if c.get("SecurityGroups"):
+            r["network"] = resources.find_network(conn, c.net_name, c.net_id)
+        if c.sec_groups:
             with translate("look up the security groups"):
-                r["secgroups"] = resources.find_security_groups(conn, c["SecurityGroups"])
-        if c.get("KeyPairName"):
+                r["secgroups"] = resources.find_security_groups(conn, c.sec_groups)
+        if c.keypair_name:
             with translate("look up the key pair"):
-                r["keypair"] = resources.find_keypair(conn, c["KeyPairName"])
-        if c.get("FloatingIpPool"):
+                r["keypair"] = resources.find_keypair(conn, c.keypair_name)
+        if c.floatingip_pool:
             with translate("look up the floating IP pool"):
-                r["pool"] = resources.find_floating_pool(conn, c["FloatingIpPool"])
-        if c.get("ServerGroup"):
+                r["pool"] = resources.find_floating_pool(conn, c.floatingip_pool)
+        if c.server_group:
             with translate("look up the server group"):
-                r["server_group"] = resources.find_server_group(conn, c["ServerGroup"])
+                r["server_group"] = resources.find_server_group(conn, c.server_group)
         with translate("check the quota"):
             resources.check_quota(conn, r["flavor"])
         # docker-machine's resolveIds: the IDs go into config.json
-        c["FlavorId"] = r["flavor"].id
-        c["ImageId"] = r["image"].id
-        c["NetworkId"] = r["network"].id
+        c.flavor_id = r["flavor"].id
+        c.image_id = r["image"].id
+        c.net_id = r["network"].id
         if "pool" in r:
-            c["FloatingIpPoolId"] = r["pool"].id
+            c.floating_ip_pool_id = r["pool"].id
         self._resolved = r
         return r
 
@@ -180,23 +132,23 @@ class OpenStackDriver(Driver):
         owner = resources.owner_text(name, token)
 
         # 1. SSH key and key pair
-        if c.get("KeyPairName"):
-            c["SSHKeyPath"] = keys.copy_private(os.path.expanduser(c["PrivateKeyFile"]), self.machine_dir)
-            c["ExistingKey"] = True
-            key_name = c["KeyPairName"]
+        if c.keypair_name:
+            c.ssh_key_path = keys.copy_private(os.path.expanduser(c.private_key_file), self.machine_dir)
+            c.existing_key = True
+            key_name = c.keypair_name
         else:
-            if c.get("PrivateKeyFile"):
-                src = os.path.expanduser(c["PrivateKeyFile"])
+            if c.private_key_file:
+                src = os.path.expanduser(c.private_key_file)
                 public = keys.public_key_of(src)
-                c["SSHKeyPath"] = keys.copy_private(src, self.machine_dir)
+                c.ssh_key_path = keys.copy_private(src, self.machine_dir)
             else:
-                c["SSHKeyPath"], public = keys.generate(self.machine_dir, comment=f"machine-{name}")
+                c.ssh_key_path, public = keys.generate(self.machine_dir, comment=f"machine-{name}")
             key_name = name
             self._journaled("keypair", "import the key pair", token,
                             lambda: resources.create_keypair(conn, key_name, public),
                             id_of=lambda kp: kp.name, name=key_name, public_key=public)
-            c["KeyPairName"] = key_name
-            c["ExistingKey"] = False
+            c.keypair_name = key_name
+            c.existing_key = False
 
         # 2. security groups: the given ones, or one of our own with SSH, engine and swarm ports
         if r.get("secgroups"):
@@ -208,22 +160,22 @@ class OpenStackDriver(Driver):
                 lambda: resources.create_security_group(conn, group_name, owner),
                 name=group_name)
             with translate("add the security group rules"):
-                resources.add_machine_rules(conn, group.id, int(c.get("SSHPort") or 22), self._ip_version)
+                resources.add_machine_rules(conn, group.id, int(c.ssh_port or 22), self._ip_version)
             group_ids = [group.id]
-            c["SecurityGroupId"] = group.id
+            c.security_group_id = group.id
 
         # 3. server group: join an existing one, or create it
         hints = {}
-        if c.get("ServerGroup"):
+        if c.server_group:
             group = r.get("server_group")
             if group is None:
-                policy = c.get("ServerGroupPolicy") or "anti-affinity"
+                policy = c.server_group_policy or "anti-affinity"
                 group = self._journaled(
                     "server_group", "create the server group", token,
-                    lambda: resources.create_server_group(conn, c["ServerGroup"], policy),
-                    name=c["ServerGroup"], policy=policy)
+                    lambda: resources.create_server_group(conn, c.server_group, policy),
+                    name=c.server_group, policy=policy)
             hints["group"] = group.id
-            c["ServerGroupId"] = group.id
+            c.server_group_id = group.id
 
         # 4. the port (ours, so its security groups, address and deletion are under our control)
         port = self._journaled(
@@ -231,37 +183,37 @@ class OpenStackDriver(Driver):
             lambda: resources.create_port(conn, name, r["network"].id, group_ids, owner), name=name)
 
         # 5. the server
-        metadata = dict(c.get("Metadata") or {})
+        metadata = dict(c.metadata or {})
         metadata.update({resources.TOKEN_KEY: token, "machine-name": name})
         attrs = dict(name=name, flavor_id=r["flavor"].id, networks=[{"port": port.id}],
                      key_name=key_name, metadata=metadata)
-        size = int(c.get("VolumeSize") or 0)
-        if c.get("BootFromVolume") or size:
+        size = int(c.volume_size or 0)
+        if c.boot_from_volume or size:
             size = size or int(getattr(r["flavor"], "disk", 0) or 0)
             if not size:
                 raise UsageError("the flavor has no disk size to make the boot volume from",
                                  "pass --openstack-volume-size GiB")
             bdm = {"boot_index": 0, "uuid": r["image"].id, "source_type": "image",
                    "destination_type": "volume", "volume_size": size, "delete_on_termination": True}
-            if c.get("VolumeType"):
-                bdm["volume_type"] = c["VolumeType"]
+            if c.volume_type:
+                bdm["volume_type"] = c.volume_type
             attrs["block_device_mapping"] = [bdm]
         else:
             attrs["image_id"] = r["image"].id
-        if c.get("AvailabilityZone"):
-            attrs["availability_zone"] = c["AvailabilityZone"]
-        if c.get("ConfigDrive"):
+        if c.availability_zone:
+            attrs["availability_zone"] = c.availability_zone
+        if c.config_drive:
             attrs["config_drive"] = True
-        if c.get("UserDataFile"):
-            with open(os.path.expanduser(c["UserDataFile"]), "rb") as f:
+        if c.user_data_file:
+            with open(os.path.expanduser(c.user_data_file), "rb") as f:
                 attrs["user_data"] = base64.b64encode(f.read()).decode()
-        if c.get("Tags"):
-            attrs["tags"] = list(c["Tags"])
+        if c.tags:
+            attrs["tags"] = list(c.tags)
         if hints:
             attrs["scheduler_hints"] = hints
         server = self._journaled("server", "create the server", token,
                                  lambda: resources.create_server(conn, **attrs), name=name)
-        c["MachineId"] = server.id
+        c.machine_id = server.id
 
         # 6. wait for ACTIVE (journaling the boot volume as soon as it shows up)
         server = self._wait_status(server.id, "ACTIVE", self._active_timeout, "become ACTIVE",
@@ -271,18 +223,18 @@ class OpenStackDriver(Driver):
         with translate("read the port's address"):
             port = conn.network.get_port(port.id)
         fixed = resources.fixed_ip(port, server.addresses, self._ip_version)
-        c["PrivateIPAddress"] = fixed
+        c.private_ip_address = fixed
         address = fixed
         if r.get("pool"):
             fip = self._journaled(
                 "floating_ip", "allocate the floating IP", token,
                 lambda: resources.create_floating_ip(conn, r["pool"].id, port.id, owner), name=name)
             address = fip.floating_ip_address
-            c["FloatingIp"] = address
+            c.floating_ip = address
         if not address:
             raise OpenStackError(f"server {name} has no IPv{self._ip_version} address",
                                  "choose another network or --openstack-ip-version")
-        c["IPAddress"] = address
+        c.ip_address = address
         log.info("server %s (%s) is ACTIVE at %s", name, server.id, address)
 
     def _journaled(self, kind: str, action: str, token: str, create, id_of=lambda res: res.id, **attrs):
@@ -334,12 +286,12 @@ class OpenStackDriver(Driver):
     def remove(self) -> None:
         entries = list(self.journal)
         legacy = []
-        if not entries and self.config.get("MachineId"):
+        if not entries and self.config.machine_id:
             # A record written by docker-machine has no journal: its server and the key
             # pair it made are what there is.
-            legacy.append({"kind": "server", "id": self.config["MachineId"]})
-            kp = self.config.get("KeyPairName")
-            if kp and not self.config.get("ExistingKey") and kp.startswith(self.machine_name):
+            legacy.append({"kind": "server", "id": self.config.machine_id})
+            kp = self.config.keypair_name
+            if kp and not self.config.existing_key and kp.startswith(self.machine_name):
                 legacy.append({"kind": "keypair", "id": kp})
         todo = entries + legacy
         if not todo:
@@ -382,14 +334,14 @@ class OpenStackDriver(Driver):
                     log.warning("server group %s still has members: left for them", entry.get("name") or one)
             else:
                 log.warning("unknown journal entry %s %s: left alone", kind, one)
-        if kind == "server" and self.config.get("MachineId") in ids + [rid]:
-            self.config["MachineId"] = ""   # gone: a later rm has nothing to look for
+        if kind == "server" and self.config.machine_id in ids + [rid]:
+            self.config.machine_id = ""   # gone: a later rm has nothing to look for
         if entry in self.journal.entries:
             self.journal.forget(kind, rid)
 
     # ---- power --------------------------------------------------------------------------
     def _server_id(self) -> str:
-        sid = self.config.get("MachineId")
+        sid = self.config.machine_id
         if not sid:
             raise NotFound(f"machine {self.machine_name} has no server", "it was never created or is removed")
         return sid
@@ -435,7 +387,7 @@ class OpenStackDriver(Driver):
     # ---- addresses ----------------------------------------------------------------------
     def addresses(self) -> list[str]:
         out = []
-        for ip in (self.config.get("IPAddress"), self.config.get("PrivateIPAddress")):
+        for ip in (self.config.ip_address, self.config.private_ip_address):
             if ip and ip not in out:
                 out.append(ip)
         return out

@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ...driver import Capabilities, Driver, Option
+from dataclasses import dataclass
+
+from ...driver import Capabilities, Claims, Driver, DriverConfig, setting
 from ...errors import MachineError, UsageError
 from ...fsutil import PRIVATE_FILE, PUBLIC_FILE, atomic_write
 from ...model import State
@@ -63,37 +65,78 @@ def _free_bytes(path: str | os.PathLike) -> int:
     return shutil.disk_usage(p).free
 
 
+@dataclass
+class QemuConfig(DriverConfig):
+    memory: int = setting("Memory", 1024, flag="memory", env="QEMU_MEMORY", min=128, max=1024 * 1024,
+                          help="memory in MiB", alias="--kvm-memory", group="Size")
+    cpus: int = setting("CPU", 1, flag="cpus", env="QEMU_CPUS", min=1, max=256, help="number of virtual CPUs",
+                        alias="--kvm-cpu-count", group="Size")
+    disk_size: int = setting("DiskSize", 10, flag="disk-size", env="QEMU_DISK_SIZE", min=1, max=64 * 1024,
+                             help="disk size in GB (thin: the overlay grows on use)", group="Size")
+    image: str = setting("Image", "", flag="image", env="QEMU_IMAGE", group="Image",
+                         help="disk image PATH or URL (a distro cloud image; a URL is downloaded once into the "
+                              "store's cache). Default: the Debian image with Docker Engine baked in, built offline "
+                              "on first use ('base' = the same without the engine)")
+    accel: str = setting("Accel", "auto", flag="accel", env="QEMU_ACCEL", choices=("auto", "kvm", "tcg"),
+                         help="accelerator: auto (KVM only with kvm_intel/kvm_amd loaded), kvm or tcg")
+    network: str = setting("Network", "", flag="network", env="QEMU_NETWORK", group="Network",
+                           help="private network NAME shared by machines given the same NAME "
+                                "(a vde_switch; each machine gets a static address on it)")
+    ssh_user: str = setting("SSHUser", "root", flag="ssh-user", env="QEMU_SSH_USER", group="Access",
+                            help="SSH user (for our images: root; for cloud images any user, created by cloud-init)")
+    ssh_port: int = setting("SSHPort", 0, flag="ssh-port", env="QEMU_SSH_PORT", min=0, max=65535, group="Network",
+                            help="forwarded SSH port on 127.0.0.1 (0: a free one)")
+    engine_port: int = setting("EnginePort", 0, flag="engine-port", env="QEMU_ENGINE_PORT", min=0, max=65535,
+                               group="Network", help="forwarded engine port on 127.0.0.1 (0: a free one)")
+    stop_timeout: int = setting("StopTimeout", 60, flag="stop-timeout", env="QEMU_STOP_TIMEOUT", min=0, max=3600,
+                                help="seconds to wait for an ACPI shutdown before killing")
+    # state the driver keeps (not user-settable)
+    ports_pinned: bool = setting("PortsPinned", False)
+    image_path: str = setting("ImagePath", "")
+    image_format: str = setting("ImageFormat", "")
+    kernel: str = setting("Kernel", "")
+    initrd: str = setting("Initrd", "")
+    nat_mac: str = setting("NatMAC", "")
+    private_mac: str = setting("PrivateMAC", "")
+    private_ip_address: str = setting("PrivateIPAddress", "")
+    instance_id: str = setting("InstanceID", "")
+    accel_used: str = setting("AccelUsed", "")
+    booted_at: str = setting("BootedAt", "")
+
+    def validate(self, driver_name: str) -> None:
+        user = self.ssh_user
+        if not user or not user.replace("-", "").replace("_", "").isalnum() or user[0].isdigit() or len(user) > 32:
+            raise UsageError(f"invalid --qemu-ssh-user {user!r}", "use a plain login name")
+        if self.ssh_port and self.ssh_port == self.engine_port:
+            raise UsageError(f"--qemu-ssh-port and --qemu-engine-port are both {self.ssh_port}",
+                             "give them different ports")
+        if self.network:
+            from .network import validate_name
+
+            validate_name(self.network)
+
+    def claims(self) -> Claims:
+        return Claims(ports=frozenset(p for p in (self.ssh_port, self.engine_port) if p),
+                      addresses=frozenset([self.private_ip_address] if self.private_ip_address else []))
+
+
 class QemuDriver(Driver):
     name = "qemu"
-    aliases = ("kvm",)
     description = "local virtual machines run by QEMU (KVM where available, else TCG)"
-    default_ssh_user = "root"
-    capabilities = Capabilities(private_network=True)
-    options = (
-        Option("memory", int, 1024, "memory in MiB", envvar="QEMU_MEMORY", key="Memory"),
-        Option("cpus", int, 1, "number of virtual CPUs", envvar="QEMU_CPUS", key="CPU"),
-        Option("disk-size", int, 10, "disk size in GB (thin: the overlay grows on use)",
-               envvar="QEMU_DISK_SIZE", key="DiskSize"),
-        Option("image", str, None, "disk image PATH or URL (a distro cloud image; a URL is downloaded once "
-               "into the store's cache). Default: the Debian image with Docker Engine baked in, built offline "
-               "on first use ('base' = the same without the engine)", envvar="QEMU_IMAGE", key="Image"),
-        Option("accel", str, "auto", "accelerator: auto (KVM only with kvm_intel/kvm_amd loaded), kvm or tcg",
-               envvar="QEMU_ACCEL", key="Accel", choices=("auto", "kvm", "tcg")),
-        Option("network", str, None, "private network NAME shared by machines given the same NAME "
-               "(a vde_switch; each machine gets a static address on it)", envvar="QEMU_NETWORK", key="Network"),
-        Option("ssh-user", str, "root", "SSH user (for our images: root; for cloud images any user, "
-               "created by cloud-init)", envvar="QEMU_SSH_USER", key="SSHUser"),
-        Option("ssh-port", int, 0, "forwarded SSH port on 127.0.0.1 (0: a free one)",
-               envvar="QEMU_SSH_PORT", key="SSHPort"),
-        Option("engine-port", int, 0, "forwarded engine port on 127.0.0.1 (0: a free one)",
-               envvar="QEMU_ENGINE_PORT", key="EnginePort"),
-        Option("stop-timeout", int, 60, "seconds to wait for an ACPI shutdown before killing",
-               envvar="QEMU_STOP_TIMEOUT", key="StopTimeout"),
-    )
-
+    Config = QemuConfig
+    capabilities = Capabilities(private_network=True, local_state=True)
+    config: QemuConfig
     # ---- paths -----------------------------------------------------------------
     def _path(self, name: str) -> str:
         return os.path.join(self.machine_dir, name)
+
+    def _network(self, name: str):
+        from .network import Network
+
+        return Network(self.ctx.shared_dir, name)
+
+    def _peer_ports(self) -> set[int]:
+        return {p for c in self.ctx.peer_claims() for p in c.ports}
 
     @property
     def disk_path(self) -> str:
@@ -107,27 +150,9 @@ class QemuDriver(Driver):
     def qmp_path(self) -> str:
         return _proc.short_socket_path(self.machine_dir, "qmp.sock")
 
-    def _store(self):
-        from ...store import Store
-
-        return Store(self.store_path)
-
-    # ---- option checks ---------------------------------------------------------
-    def _int_opt(self, name: str, low: int, high: int | None = None) -> int:
-        opt = next(o for o in self.options if o.name == name)
-        raw = self.opt(name, opt.default)
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise UsageError(f"invalid {opt.flag(self.name)} {raw!r}", "give a whole number") from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise UsageError(f"invalid {opt.flag(self.name)} {value}", f"must be {bound}")
-        return value
-
     def _image_spec(self) -> tuple[str, str]:
         """('builtin', 'engine'|'base') | ('url', URL) | ('path', PATH)."""
-        value = (self.opt("image") or "").strip()
+        value = (self.config.image or "").strip()
         if not value:
             return "builtin", "engine"
         if value in BUILTIN_IMAGES and not os.path.exists(value):
@@ -136,28 +161,14 @@ class QemuDriver(Driver):
             return "url", value
         return "path", os.path.abspath(os.path.expanduser(value))
 
-    def _ssh_user(self) -> str:
-        user = str(self.opt("ssh-user") or "root")
-        if not user.replace("-", "").replace("_", "").isalnum() or user[0].isdigit() or len(user) > 32:
-            raise UsageError(f"invalid --qemu-ssh-user {user!r}", "use a plain login name")
-        return user
-
     # ---- pre-create ---------------------------------------------------------------
     def pre_create_check(self) -> None:
         """Everything that can fail before anything exists; creates nothing."""
         _proc.qemu_binary()
         _proc.qemu_img()
-        self._int_opt("memory", 128, 1024 * 1024)
-        self._int_opt("cpus", 1, 256)
-        disk_gb = self._int_opt("disk-size", 1, 64 * 1024)
-        self._int_opt("stop-timeout", 0, 3600)
-        _proc.choose_accel(self.opt("accel"))
-        self._ssh_user()
-        network = self.opt("network")
-        if network:
-            from .network import validate_name
-
-            validate_name(network)
+        disk_gb = self.config.disk_size
+        _proc.choose_accel(self.config.accel)
+        if self.config.network:
             if not shutil.which("vde_switch"):
                 raise MachineError("vde_switch not found (needed for --qemu-network)", "apt-get install vde2")
         need = MIN_FREE_BYTES
@@ -165,7 +176,7 @@ class QemuDriver(Driver):
         if kind == "builtin":
             from . import image
 
-            cached = image.cached_image(self._store(), BUILTIN_IMAGES[value])
+            cached = image.cached_image(self.ctx.cache_dir, BUILTIN_IMAGES[value])
             if cached is None:
                 for tool, pkg in (("mmdebstrap", "mmdebstrap"), ("mkfs.ext4", "e2fsprogs")):
                     if not (shutil.which(tool) or os.path.exists(f"/usr/sbin/{tool}")):
@@ -182,10 +193,10 @@ class QemuDriver(Driver):
                 raise UsageError(f"image not found: {value}", "pass an existing disk image or an http(s) URL")
             else:
                 self._check_disk_size(value, disk_gb)
-        free = _free_bytes(self.store_path)
+        free = _free_bytes(self.machine_dir)
         if free < need:
             raise MachineError(
-                f"not enough free disk space in {self.store_path}: {free / GiB:.1f} GiB free, "
+                f"not enough free disk space in {self.machine_dir}: {free / GiB:.1f} GiB free, "
                 f"{need / GiB:.1f} GiB needed", "free some space or use another --storage-path")
         self._check_pinned_ports()
 
@@ -200,17 +211,13 @@ class QemuDriver(Driver):
                              f"use --qemu-disk-size {-(-virtual // GiB)} or more")
 
     def _check_pinned_ports(self) -> None:
-        ssh_port = self._int_opt("ssh-port", 0, 65535)
-        engine_port = self._int_opt("engine-port", 0, 65535)
-        if ssh_port and ssh_port == engine_port:
-            raise UsageError(f"--qemu-ssh-port and --qemu-engine-port are both {ssh_port}",
-                             "give them different ports")
+        ssh_port, engine_port = self.config.ssh_port, self.config.engine_port
         for flag, port in (("--qemu-ssh-port", ssh_port), ("--qemu-engine-port", engine_port)):
             if not port:
                 continue
             if port < 1024 and os.geteuid() != 0:
                 raise UsageError(f"{flag} {port} needs root", "pick a port above 1023")
-            if not _ports.port_free(port) or port in _ports.recorded_ports(self.store_path, self.machine_name):
+            if not _ports.port_free(port) or port in self._peer_ports():
                 raise UsageError(f"{flag} {port}: port 127.0.0.1:{port} is in use",
                                  f"pick another port or leave {flag} out to get a free one")
 
@@ -230,7 +237,7 @@ class QemuDriver(Driver):
 
         from filelock import FileLock
 
-        d = self._store().cache_dir / "downloads"
+        d = Path(self.ctx.cache_dir) / "downloads"
         d.mkdir(parents=True, exist_ok=True)
         dest = d / hashlib.sha256(url.encode()).hexdigest()
         with FileLock(str(dest) + ".lock"):
@@ -256,7 +263,7 @@ class QemuDriver(Driver):
         if kind == "builtin":
             from . import image
 
-            paths = image.build_image(self._store(), engine=BUILTIN_IMAGES[value])
+            paths = image.build_image(self.ctx.cache_dir, engine=BUILTIN_IMAGES[value], log=self.ctx.report)
             disk, kernel, initrd = str(paths.disk), str(paths.kernel), str(paths.initrd)
         elif kind == "url":
             disk = self._download(value)
@@ -270,7 +277,8 @@ class QemuDriver(Driver):
         fmt = info.get("format") or "raw"
         if fmt not in ("qcow2", "raw"):
             raise UsageError(f"image {disk} is {fmt}", "convert it: qemu-img convert -O qcow2 IN OUT")
-        self.config.update(ImagePath=disk, ImageFormat=fmt, Kernel=kernel, Initrd=initrd)
+        c = self.config
+        c.image_path, c.image_format, c.kernel, c.initrd = disk, fmt, kernel, initrd
 
     # ---- ssh key --------------------------------------------------------------------------
     def _make_key(self) -> str:
@@ -284,74 +292,66 @@ class QemuDriver(Driver):
         path = self._path("id_ed25519")
         atomic_write(path, priv, mode=PRIVATE_FILE)
         atomic_write(path + ".pub", pub + f" machine@{self.machine_name}\n".encode(), mode=PUBLIC_FILE)
-        self.config["SSHKeyPath"] = path
+        self.config.ssh_key_path = path
         self.journal.record("ssh-key", path)
         return (pub.decode() + f" machine@{self.machine_name}")
 
     # ---- ports -------------------------------------------------------------------------------
     def _pick_ports(self, *, pinned: bool) -> None:
         """Keep the recorded ports if still free, else (unless pinned) choose new ones. Port lock held."""
-        others = _ports.recorded_ports(self.store_path, self.machine_name)
-        current = [int(self.config.get(k) or 0) for k in _ports.PORT_KEYS]
+        others = self._peer_ports()
+        c = self.config
+        current = [c.ssh_port, c.engine_port]
         keep = [p if p and p not in others and _ports.port_free(p) else 0 for p in current]
         if pinned:
-            for key, want, ok in zip(_ports.PORT_KEYS, current, keep):
+            for what, flag, want, ok in zip(("SSH", "engine"), ("--qemu-ssh-port", "--qemu-engine-port"),
+                                            current, keep):
                 if want and not ok:
-                    flag = "--qemu-ssh-port" if key == "SSHPort" else "--qemu-engine-port"
-                    raise MachineError(f"port 127.0.0.1:{want} ({key}) is in use",
+                    raise MachineError(f"port 127.0.0.1:{want} ({what}) is in use",
                                        f"free it, or recreate the machine without {flag}")
         fresh = iter(_ports.free_ports(keep.count(0), exclude=others | set(keep)))
-        for key, port in zip(_ports.PORT_KEYS, keep):
-            self.config[key] = port or next(fresh)
+        c.ssh_port, c.engine_port = (port or next(fresh) for port in keep)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def create(self) -> None:
+        c = self.config
         Path(self.machine_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.config["IPAddress"] = LOOPBACK
-        self.config["SSHUser"] = self._ssh_user()
-        self.config["PortsPinned"] = bool(self.config.get("SSHPort") or self.config.get("EnginePort"))
+        c.ip_address = LOOPBACK
+        c.ports_pinned = bool(c.ssh_port or c.engine_port)
         self._resolve_image()
-        self._check_disk_size(self.config["ImagePath"], self._int_opt("disk-size", 1))
+        self._check_disk_size(c.image_path, c.disk_size)
         public_key = self._make_key()
-        self.config["NatMAC"] = _mac(self.machine_name + "nat")
-        network = self.opt("network")
+        c.nat_mac = _mac(self.machine_name + "nat")
         private_cidr = None
-        if network:
-            from .network import Network
-
-            self.config["PrivateMAC"] = _mac(self.machine_name + "priv")
-            ip, private_cidr = Network(self.store_path, network).lease(self.machine_name, self.config["PrivateMAC"])
-            self.journal.record("network-lease", network, address=ip)
-            self.config["PrivateIPAddress"] = ip
-        size = self._int_opt("disk-size", 1) * GiB
-        _proc.create_overlay(self.config["ImagePath"], self.config["ImageFormat"], self.disk_path, size)
+        if c.network:
+            c.private_mac = _mac(self.machine_name + "priv")
+            ip, private_cidr = self._network(c.network).lease(self.machine_name, c.private_mac)
+            self.journal.record("network-lease", c.network, address=ip)
+            c.private_ip_address = ip
+        size = c.disk_size * GiB
+        _proc.create_overlay(c.image_path, c.image_format, self.disk_path, size)
         os.chmod(self.disk_path, 0o600)
         self.journal.record("disk", self.disk_path)
         from . import seed
 
-        self.config["InstanceID"] = f"{self.machine_name}-{secrets.token_hex(4)}"
-        seed.write_seed(self._path("seed.iso"), instance_id=self.config["InstanceID"],
-                        hostname=self.machine_name, public_key=public_key, ssh_user=self.config["SSHUser"],
-                        nat_mac=self.config["NatMAC"], private_mac=self.config.get("PrivateMAC"),
-                        private_cidr=private_cidr)
+        c.instance_id = f"{self.machine_name}-{secrets.token_hex(4)}"
+        seed.write_seed(self._path("seed.iso"), instance_id=c.instance_id,
+                        hostname=self.machine_name, public_key=public_key, ssh_user=c.ssh_user,
+                        nat_mac=c.nat_mac, private_mac=c.private_mac or None, private_cidr=private_cidr)
         self.journal.record("seed", self._path("seed.iso"))
         self._boot(first=True)
 
     def _spec(self) -> _proc.VMSpec:
-        accel = _proc.choose_accel(self.opt("accel"))
-        self.config["AccelUsed"] = accel
-        vde = None
-        if self.config.get("Network"):
-            from .network import Network
-
-            vde = Network(self.store_path, self.config["Network"]).ensure_switch()
+        c = self.config
+        accel = _proc.choose_accel(c.accel)
+        c.accel_used = accel
+        vde = self._network(c.network).ensure_switch() if c.network else None
         return _proc.VMSpec(
             name=self.machine_name, disk=self.disk_path, seed=self._path("seed.iso"),
             qmp_socket=self.qmp_path, pid_file=self.pid_path, console_log=self._path("console.log"),
-            ssh_port=int(self.config["SSHPort"]), engine_port=int(self.config["EnginePort"]),
-            nat_mac=self.config["NatMAC"], memory=self._int_opt("memory", 128), cpus=self._int_opt("cpus", 1),
-            accel=accel, kernel=self.config.get("Kernel") or None, initrd=self.config.get("Initrd") or None,
-            vde_socket=vde, private_mac=self.config.get("PrivateMAC"))
+            ssh_port=c.ssh_port, engine_port=c.engine_port, nat_mac=c.nat_mac, memory=c.memory, cpus=c.cpus,
+            accel=accel, kernel=c.kernel or None, initrd=c.initrd or None,
+            vde_socket=vde, private_mac=c.private_mac or None)
 
     def _boot(self, first: bool = False) -> None:
         for stale in (self.pid_path, self.qmp_path):
@@ -359,25 +359,25 @@ class QemuDriver(Driver):
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
-        with _ports.port_lock(self.store_path):
-            self._pick_ports(pinned=bool(self.config.get("PortsPinned")))
+        c = self.config
+        with self.ctx.lock(_ports.LOCK_NAME):
+            self._pick_ports(pinned=c.ports_pinned)
             spec = self._spec()
             argv = _proc.build_argv(spec, _proc.qemu_binary())
             try:
                 pid = _proc.launch(argv, self.pid_path)
             except MachineError as e:
-                if "host forwarding rule" in e.message and not self.config.get("PortsPinned"):
+                if "host forwarding rule" in e.message and not c.ports_pinned:
                     # lost a race for a port: choose again once
-                    self.config["SSHPort"] = self.config["EnginePort"] = 0
+                    c.ssh_port = c.engine_port = 0
                     self._pick_ports(pinned=False)
                     pid = _proc.launch(_proc.build_argv(self._spec(), _proc.qemu_binary()), self.pid_path)
                 else:
                     raise
         for old in self.journal.of_kind("qemu-process"):
             self.journal.forget("qemu-process", old["id"])
-        self.journal.record("qemu-process", pid, ssh_port=self.config["SSHPort"],
-                            engine_port=self.config["EnginePort"])
-        self.config["BootedAt"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self.journal.record("qemu-process", pid, ssh_port=c.ssh_port, engine_port=c.engine_port)
+        c.booted_at = time.strftime("%Y-%m-%dT%H:%M:%S")
 
     def pid(self) -> int | None:
         pid = _proc.read_pid(self.pid_path)
@@ -419,7 +419,7 @@ class QemuDriver(Driver):
         if not pid:
             self._cleanup_runtime()
             return
-        timeout = self._int_opt("stop-timeout", 0)
+        timeout = self.config.stop_timeout
         try:
             _proc.qmp(self.qmp_path, "system_powerdown", timeout=5.0)
         except MachineError:
@@ -444,12 +444,9 @@ class QemuDriver(Driver):
     def remove(self) -> None:
         """Kill QEMU, release the network address, delete the files. Idempotent."""
         self.kill()
-        network = self.config.get("Network")
-        if network:
-            from .network import Network
-
+        if self.config.network:
             try:
-                Network(self.store_path, network).release(self.machine_name)
+                self._network(self.config.network).release(self.machine_name)
             except UsageError:
                 pass
         for name in FILES:
@@ -464,13 +461,10 @@ class QemuDriver(Driver):
         return LOOPBACK
 
     def engine_endpoint(self, engine_port: int) -> tuple[str, int]:
-        return LOOPBACK, int(self.config.get("EnginePort") or engine_port)
+        return LOOPBACK, int(self.config.engine_port or engine_port)
 
     def addresses(self) -> list[str]:
-        out = [LOOPBACK]
-        if self.config.get("PrivateIPAddress"):
-            out.append(str(self.config["PrivateIPAddress"]))
-        return out
+        return [LOOPBACK] + ([self.config.private_ip_address] if self.config.private_ip_address else [])
 
     def private_address(self) -> str | None:
-        return self.config.get("PrivateIPAddress") or None
+        return self.config.private_ip_address or None

@@ -110,25 +110,19 @@ def recipe_hash(rec: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _cache_dir(store) -> Path:
-    if hasattr(store, "cache_dir"):
-        return Path(store.cache_dir)
-    return Path(store) / "cache"
+def images_dir(cache_dir: str | os.PathLike) -> Path:
+    return Path(cache_dir) / "images"
 
 
-def images_dir(store) -> Path:
-    return _cache_dir(store) / "images"
-
-
-def cached_image(store, engine: bool) -> ImagePaths | None:
-    paths = ImagePaths.at(images_dir(store) / recipe_hash(recipe(engine)), engine)
+def cached_image(cache_dir: str | os.PathLike, engine: bool) -> ImagePaths | None:
+    paths = ImagePaths.at(images_dir(cache_dir) / recipe_hash(recipe(engine)), engine)
     return paths if paths.complete() else None
 
 
-def list_images(store) -> list[dict]:
+def list_images(cache_dir: str | os.PathLike) -> list[dict]:
     """Every complete image in the cache, with its recipe and whether it is current."""
     out = []
-    root = images_dir(store)
+    root = images_dir(cache_dir)
     current = {recipe_hash(recipe(e)) for e in (False, True)}
     if not root.is_dir():
         return out
@@ -286,7 +280,7 @@ def _run(argv: list[str], log, what: str) -> None:
                            f"last output:\n{tail}")
 
 
-def build_image(store, engine: bool = True, force: bool = False,
+def build_image(cache_dir: str | os.PathLike, engine: bool = True, force: bool = False,
                 log: Callable[[str], None] | None = None) -> ImagePaths:
     """Return the cached image for this recipe, building it first if needed.
 
@@ -298,7 +292,7 @@ def build_image(store, engine: bool = True, force: bool = False,
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rec = recipe(engine)
     h = recipe_hash(rec)
-    root_dir = images_dir(store)
+    root_dir = images_dir(cache_dir)
     root_dir.mkdir(parents=True, exist_ok=True)
     final = root_dir / h
     paths = ImagePaths.at(final, engine)

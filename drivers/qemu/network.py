@@ -1,6 +1,6 @@
 """Private networks between qemu machines: one vde_switch per --qemu-network NAME.
 
-    STORE/qemu-networks/NAME/
+    SHARED/networks/NAME/        (SHARED: the qemu driver's own folder in the store)
         leases.json   {"subnet": "192.168.77.0/24", "leases": {machine: {"ip":..., "mac":...}}}
         switch.pid    vde_switch's pid (daemonized)
         sw/           vde_switch's socket folder (ctl + one socket per port)
@@ -41,9 +41,9 @@ def validate_name(name: str) -> str:
 
 
 class Network:
-    def __init__(self, store_path: str | os.PathLike, name: str):
+    def __init__(self, shared_dir: str | os.PathLike, name: str):
         self.name = validate_name(name)
-        self.dir = Path(store_path) / "qemu-networks" / name
+        self.dir = Path(shared_dir) / "networks" / name
         self.leases_path = self.dir / "leases.json"
         self.pid_path = self.dir / "switch.pid"
 

@@ -2,21 +2,17 @@
 
 A port counts as free when a listening socket can bind it the way QEMU's slirp
 does (SO_REUSEADDR, so TIME_WAIT leftovers don't count as "in use"). Ports
-recorded by other qemu machines in the store are skipped even while those
+claimed by other machines (the core's peer claims) are skipped even while those
 machines are stopped, so a stopped machine gets its ports back on start.
-Allocation runs under a store lock so two creates never pick the same port.
+Allocation runs under the driver's named lock so two creates never pick the same port.
 """
 from __future__ import annotations
 
-import json
-import os
 import socket
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 LOOPBACK = "127.0.0.1"
-PORT_KEYS = ("SSHPort", "EnginePort")
+LOCK_NAME = "qemu-ports"
 
 
 def port_free(port: int, host: str = LOOPBACK) -> bool:
@@ -57,40 +53,3 @@ def free_ports(count: int, exclude: Iterable[int] = (), host: str = LOOPBACK, tr
     if len(out) < count:
         raise OSError("no free ports on 127.0.0.1")
     return out
-
-
-def recorded_ports(store_path: str | os.PathLike, skip_machine: str | None = None) -> set[int]:
-    """Ports recorded in the store by qemu machines (other than `skip_machine`)."""
-    ports: set[int] = set()
-    machines = Path(store_path) / "machines"
-    try:
-        names = os.listdir(machines)
-    except FileNotFoundError:
-        return ports
-    for name in names:
-        if name == skip_machine:
-            continue
-        try:
-            data = json.loads((machines / name / "config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if str(data.get("DriverName", "")) not in ("qemu", "kvm"):
-            continue
-        drv = data.get("Driver") or {}
-        for key in PORT_KEYS:
-            try:
-                if drv.get(key):
-                    ports.add(int(drv[key]))
-            except (TypeError, ValueError):
-                pass
-    return ports
-
-
-@contextmanager
-def port_lock(store_path: str | os.PathLike, timeout: float = 60.0) -> Iterator[None]:
-    from filelock import FileLock
-
-    locks = Path(store_path) / ".locks"
-    locks.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with FileLock(str(locks / "qemu-ports.lock"), timeout=timeout):
-        yield

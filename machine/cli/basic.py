@@ -9,7 +9,8 @@ from .common import default_name, for_each, pass_api, step_reporter
 
 
 @click.command()
-@click.option("-t", "--timeout", type=int, default=10, help="Seconds to wait for the engine")
+@click.option("-t", "--timeout", type=int, default=10,
+              help="Accepted for docker-machine compatibility: active answers from the store, asking no host")
 @pass_api
 def active(api, timeout):
     """Print the active machine (the one DOCKER_HOST or the docker context points at)."""

@@ -34,14 +34,8 @@ def build(ctx, distro, output, packages, dpkg_status, from_machine, apt_sources)
         raise click.UsageError("--dpkg-status and --from-machine are alternatives; pass one")
     with tempfile.TemporaryDirectory(prefix="machine-status-") as tmp:
         if from_machine:
-            from ..transfer import machine_connection
-
-            conn = machine_connection(get_api(ctx), from_machine)
-            try:
-                dpkg_status = f"{tmp}/status"
-                conn.get("/var/lib/dpkg/status", dpkg_status)
-            finally:
-                conn.close()
+            dpkg_status = f"{tmp}/status"
+            get_api(ctx).fetch_file(from_machine, "/var/lib/dpkg/status", dpkg_status)
         info = bundle_mod.build(distro, output, packages=list(packages) or None, dpkg_status=dpkg_status,
                                 apt_sources=apt_sources)
     click.echo(f"{info.path}: {len(info.files)} packages, {info.size / 1e6:.1f} MB for {info.distro} "

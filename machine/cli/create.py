@@ -6,9 +6,9 @@ import os
 
 import click
 
+from ..layout import DEFAULT_CERT_DAYS
+from ..validate import INSTALL_STRATEGIES as ENGINE_INSTALL
 from .common import get_api, step_reporter
-
-ENGINE_INSTALL = ("script", "package", "bundle", "none")
 
 
 def _driver_from_args(args: list[str]) -> str | None:
@@ -25,24 +25,27 @@ def _driver_from_args(args: list[str]) -> str | None:
 DRIVER_PARAM_PREFIX = "driver__"
 
 
-def _click_option(driver_name: str, opt) -> click.Option:
+def _click_option(driver_name: str, s) -> click.Option:
     # A driver's option may share a name with a create option (generic's engine-port):
     # its click parameter name is namespaced, and stripped again before the driver sees it.
-    decls = [opt.flag(driver_name), *opt.aliases, DRIVER_PARAM_PREFIX + opt.dest]
-    kw: dict = {"help": opt.help + (f" [env {opt.envvar}]" if opt.envvar else ""), "envvar": opt.envvar,
-                "show_default": opt.default not in (None, "", False, ())}
-    if opt.type is bool:
-        kw.update(is_flag=True, default=bool(opt.default))
-    else:
-        kw["default"] = opt.default
-        if opt.choices:
-            kw["type"] = click.Choice(list(opt.choices))
-        elif opt.type in (int, float):
-            kw["type"] = opt.type
-        if opt.multiple:
-            kw["multiple"] = True
-            kw["default"] = opt.default or ()
-    return click.Option(decls, **kw)
+    decls = [s.cli_flag(driver_name), DRIVER_PARAM_PREFIX + s.field]
+    help_text = s.help + (f" [env {s.envvar}]" if s.envvar else "")
+    if s.default not in (None, "", False, [], {}, 0) or (s.default == 0 and s.kind is int):
+        help_text += f" [default: {s.default}]"
+    kw: dict = {"help": help_text, "default": None}
+    if s.kind is bool:
+        kw.update(is_flag=True, flag_value=True)
+    elif s.kind in (list, dict):
+        kw["multiple"] = True
+    elif s.choices:
+        kw["type"] = click.Choice([str(c) for c in s.choices])
+    elif s.kind in (int, float):
+        kw["metavar"] = "INTEGER" if s.kind is int else "NUMBER"  # the driver config checks the value
+    opts = [click.Option(decls, **kw)]
+    for alias in s.aliases:  # docker-machine's spelling: accepted, not shown
+        opts.append(click.Option([alias, DRIVER_PARAM_PREFIX + "alias__" + s.field], hidden=True,
+                                 **{k: v for k, v in kw.items() if k != "help"}))
+    return opts
 
 
 class CreateCommand(click.Command):
@@ -55,11 +58,39 @@ class CreateCommand(click.Command):
 
             cls = get_driver_class(name)
             have = {p.name for p in self.params}
-            for opt in cls.options:
-                if DRIVER_PARAM_PREFIX + opt.dest not in have:
-                    self.params.append(_click_option(cls.name, opt))
+            for s in cls.Config.options():
+                if DRIVER_PARAM_PREFIX + s.field not in have:
+                    self.params.extend(_click_option(cls.name, s))
             ctx.meta["driver_class"] = cls
         return super().parse_args(ctx, args)
+
+    def format_help_text(self, ctx, formatter):
+        super().format_help_text(ctx, formatter)
+        cls = ctx.meta.get("driver_class")
+        if cls is not None:
+            formatter.write_paragraph()
+            formatter.write_text(f"Driver {cls.name}: {cls.description}")
+
+    def format_options(self, ctx, formatter):
+        cls = ctx.meta.get("driver_class")
+        own = [p for p in self.get_params(ctx) if not p.name.startswith(DRIVER_PARAM_PREFIX)]
+        records = [r for r in (p.get_help_record(ctx) for p in own) if r]
+        with formatter.section("Options"):
+            formatter.write_dl(records)
+        if cls is None:
+            return
+        by_name = {p.name: p for p in self.params}
+        groups: dict[str, list] = {"General": []}
+        for s in cls.Config.options():
+            p = by_name.get(DRIVER_PARAM_PREFIX + s.field)
+            rec = p.get_help_record(ctx) if p is not None else None
+            if rec:
+                groups.setdefault(s.group or "General", []).append(rec)
+        for group, recs in groups.items():
+            if not recs:
+                continue
+            with formatter.section(f"Driver {cls.name} options: {group}"):
+                formatter.write_dl(recs)
 
     def format_epilog(self, ctx, formatter):
         if "driver_class" not in ctx.meta:
@@ -91,13 +122,14 @@ class CreateCommand(click.Command):
 @click.option("--tls-san", multiple=True, help="Extra name or IP for the server certificate (repeatable)")
 @click.option("--tls-key-type", type=click.Choice(["ecdsa", "rsa2048", "rsa4096"]), default="ecdsa",
               show_default=True, help="Key type for new certificates (RSA for old engines)")
-@click.option("--tls-cert-days", type=int, default=1095, show_default=True, help="Server certificate validity")
+@click.option("--tls-cert-days", type=int, default=DEFAULT_CERT_DAYS, show_default=True,
+              help="Server certificate validity")
 @click.option("--tls-ca-cert", type=click.Path(), default=None, help="Your own CA certificate")
 @click.option("--tls-ca-key", type=click.Path(), default=None, help="Your own CA key")
 @click.option("--tls-client-cert", type=click.Path(), default=None, help="Your own client certificate")
 @click.option("--tls-client-key", type=click.Path(), default=None, help="Your own client key")
 @click.option("--keep-on-failure", is_flag=True, help="Keep a failed machine for `machine provision` instead of rolling back")
-@click.option("--ssh-timeout", type=float, default=600, show_default=True, help="Seconds to wait for SSH")
+@click.option("--ssh-timeout", default=600, show_default=True, help="Seconds to wait for SSH")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines")
 @click.argument("name")
 @click.pass_context
@@ -106,39 +138,49 @@ def create(ctx, driver, engine_install_url, engine_install, engine_bundle, engin
            engine_live_restore, tls_san, tls_key_type, tls_cert_days, tls_ca_cert, tls_ca_key, tls_client_cert,
            tls_client_key, keep_on_failure, ssh_timeout, quiet, name, **driver_values):
     """Create a machine: make the host, install Docker Engine with mutual TLS, write client config."""
-    from ..api import TLSOptions
-    from ..errors import UsageError
-    from ..model import DEFAULT_INSTALL_URL, EngineOptions
-    from ..store import validate_name
+    from ..model import EngineOptions
+    from ..validate import TLSOptions
 
-    validate_name(name)
     if not driver:
+        from ..errors import UsageError
+
         raise UsageError("no driver given", "pass -d DRIVER (e.g. -d qemu, -d generic, -d none)")
     engine = EngineOptions(
         arbitrary_flags=list(engine_opt), insecure_registry=list(engine_insecure_registry),
         registry_mirror=list(engine_registry_mirror), labels=list(engine_label),
         storage_driver=engine_storage_driver, env=list(engine_env), port=engine_port or 0,
-        install_url=engine_install_url or DEFAULT_INSTALL_URL, live_restore=engine_live_restore,
-        install=engine_install or ("bundle" if engine_bundle else "script"),
+        live_restore=engine_live_restore, install=engine_install or "",
         bundle=os.path.abspath(engine_bundle) if engine_bundle else "",
     )
-    if engine.install == "bundle" and not engine.bundle:
-        raise UsageError("--engine-install=bundle needs a bundle", "pass --engine-bundle PATH (see machine bundle build)")
-    for item in list(engine_label) + list(engine_env):
-        if "=" not in item:
-            raise UsageError(f"{item!r} is not KEY=VALUE", "write labels and env as KEY=VALUE")
+    if engine_install_url:
+        engine.install_url = engine_install_url
     tls = TLSOptions(key_type=tls_key_type, cert_days=tls_cert_days, sans=list(tls_san), ca_cert=tls_ca_cert,
                      ca_key=tls_ca_key, client_cert=tls_client_cert, client_key=tls_client_key)
-    driver_values = {k[len(DRIVER_PARAM_PREFIX):]: v for k, v in driver_values.items()
-                     if k.startswith(DRIVER_PARAM_PREFIX)}
     api = get_api(ctx)
     report = step_reporter(name, quiet)
-    host = api.create(name, driver, driver_values, engine=engine, tls=tls, keep_on_failure=keep_on_failure,
-                      on_step=report, ssh_deadline_s=ssh_timeout)
+    host = api.create(name, driver, _given_driver_values(ctx, driver_values), engine=engine, tls=tls,
+                      keep_on_failure=keep_on_failure, on_step=report, ssh_deadline_s=ssh_timeout)
     if not quiet:
         click.echo(f"Docker is up and running at {host.url}", err=True)
         click.echo(f"To point your docker client at it, run: eval $(machine env {name})  or  docker --context "
                    f"{_context(name)} ...", err=True)
+
+
+def _given_driver_values(ctx, values: dict) -> dict:
+    """Driver options the user typed (env vars and defaults are the driver config's business)."""
+    from click.core import ParameterSource
+
+    out: dict = {}
+    for param, value in values.items():
+        if not param.startswith(DRIVER_PARAM_PREFIX):
+            continue
+        if ctx.get_parameter_source(param) is not ParameterSource.COMMANDLINE:
+            continue
+        field = param[len(DRIVER_PARAM_PREFIX):].removeprefix("alias__")
+        if isinstance(value, tuple):
+            value = list(out.get(field, [])) + list(value)
+        out[field] = value
+    return out
 
 
 def _context(name: str) -> str:

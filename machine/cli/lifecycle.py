@@ -29,7 +29,11 @@ kill = _lifecycle_command("kill", "Stop machines forcefully.")
 @pass_api
 def provision(api, names):
     """Re-run provisioning: do only what is missing (safe to repeat)."""
-    for_each(names, lambda n: api.provision(n, on_step=step_reporter(n)), what="provisioning")
+    def run(n):
+        result = api.provision(n, on_step=step_reporter(n))
+        for line in result.plan.describe():
+            click.echo(f"({n}) {line}", err=True)
+    for_each(names, run, what="provisioning")
 
 
 @click.command(name="regenerate-certs")

@@ -15,7 +15,6 @@ COMMANDS = {
     "config": "machine.cli.basic:config",
     "create": "machine.cli.create:create",
     "env": "machine.cli.env:env",
-    "image": "machine.cli.image:image",
     "bundle": "machine.cli.bundle:bundle",
     "inspect": "machine.cli.basic:inspect",
     "ip": "machine.cli.basic:ip",
@@ -38,12 +37,19 @@ COMMANDS = {
 }
 
 
+def _commands() -> dict[str, str]:
+    """Built-in verbs plus those drivers contribute through the "machine.commands" entry point."""
+    from ..driver import driver_commands
+
+    return {**driver_commands(), **COMMANDS}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
-        return sorted(COMMANDS)
+        return sorted(_commands())
 
     def get_command(self, ctx, name):
-        target = COMMANDS.get(name)
+        target = COMMANDS.get(name) or _commands().get(name)
         if target is None:
             return None
         module_name, _, attr = target.partition(":")

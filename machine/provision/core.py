@@ -1,8 +1,9 @@
-"""provision_host: wait for SSH, detect the OS, install / configure / start / verify the engine.
+"""provision_host: the executor of the provisioning plan (plan.py).
 
 One SSH connection for the whole run; one facts script (one round trip) tells
-what is there; each step then does only what is missing, so a second provision
-of a ready host changes nothing and does not restart the engine.
+what is there; plan.make_plan (pure) says what is missing; this module carries
+it out, so a second provision of a ready host changes nothing and does not
+restart the engine.
 
 Steps (their names are what StepFailed and the record's failed_step say):
     wait-ssh, detect-os, install-engine, configure-engine, start-engine, verify-engine
@@ -20,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import layout
 from ..errors import MachineError, StepFailed
 from ..fsutil import PRIVATE_FILE
 from . import render
-from .facts import SUPPORTED, Facts, parse_facts
+from .facts import Facts, parse_facts
+from .plan import Plan, Wanted, make_plan
 from .provisioners import RETRYABLE, Provisioner, describe_exit, provisioner_for
 
-STEPS = ("wait-ssh", "detect-os", "install-engine", "configure-engine", "start-engine", "verify-engine")
 INSTALL_ATTEMPTS = 3
 RETRY_SLEEP_S = 5.0
 VERIFY_DEADLINE_S = 120.0
@@ -38,19 +40,13 @@ REMOTE_BUNDLE_DIR = "/var/tmp"
 class ProvisionResult:
     engine_version: str
     os_id: str
+    plan: Plan = field(default_factory=Plan)     # what the first look at the host asked for
     changed: list[str] = field(default_factory=list)
     step_times: dict[str, float] = field(default_factory=dict)
     round_trips: int = 0
     connections: int = 0
     os_name: str = ""
     host_key_fingerprint: str = ""
-
-
-def engine_version_over_tls(url: str, ca, cert, key, timeout: float = 5.0) -> str:
-    """GET /version over mutual TLS (stdlib ssl only); the engine's version string."""
-    from ..engineapi import engine_info
-
-    return engine_info(url, ca=str(ca), cert=str(cert), key=str(key), timeout=timeout).version
 
 
 class _Steps:
@@ -125,26 +121,24 @@ def provision_host(store, host, driver, *, on_step: Callable[[str], None] = lamb
             if facts.cloud_init_wait_s:
                 steps.times["cloud-init-wait"] = facts.cloud_init_wait_s
             prov = provisioner_for(facts)
-            if not facts.systemd:
-                raise MachineError(f"{facts.os.name} does not run systemd; machine configures the engine "
-                                   "through a systemd drop-in", f"supported: {SUPPORTED}")
-            if prov.family == "generic" and not facts.dockerd and _strategy(host) != "script":
-                raise MachineError(f"unsupported OS {facts.os.name!r} (ID={facts.os.id})",
-                                   f"supported: {SUPPORTED}; or install Docker yourself and use "
-                                   "--engine-install=none")
+            first = plan = make_plan(facts, _wanted(store, host, driver, facts, upgrade=upgrade,
+                                                   regenerate=regenerate_certs))
 
         with steps.step("install-engine"):
-            if _install_engine(conn, host, prov, facts, upgrade=upgrade):
-                changed.append("engine-installed" if not facts.dockerd else "engine-upgraded")
+            if plan.install:
+                _install_engine(conn, host, prov, facts, plan.install, upgrade=upgrade)
+                changed.append("engine-installed" if not facts.engine_installed else "engine-upgraded")
                 facts = gather_facts(conn, wait_cloud_init=False, data_root=host.engine.graph_dir)
                 if not facts.dockerd:
                     raise MachineError("the engine install finished but there is no dockerd on the host")
+                plan = make_plan(facts, _wanted(store, host, driver, facts, regenerate=regenerate_certs))
 
         with steps.step("configure-engine"):
-            files, cert_changed = _desired_files(store, host, driver, facts, regenerate=regenerate_certs)
-            if cert_changed:
+            if plan.issue_cert:
+                _issue_server_cert(store, host, driver, facts)
                 changed.append("server-cert-generated")
-            todo = render.changed(files, facts.hashes)
+            files = {f.path: f for f in _desired_files(store, host, facts)}
+            todo = [files[p] for p in plan.write]
             if todo:
                 conn.run_script(render.write_script(todo), sudo=True)
                 changed.extend(f.path for f in todo)
@@ -154,15 +148,13 @@ def provision_host(store, host, driver, *, on_step: Callable[[str], None] = lamb
             a.server_key_remote_path = render.REMOTE_KEY
 
         with steps.step("start-engine"):
-            restart = any(f.path in render.RESTART_ON for f in todo) and facts.engine_running
-            if restart or not facts.engine_running or facts.docker_enabled not in ("enabled", "static"):
-                action = "restart" if restart else "start"
-                r = conn.run_script(render.bootstrap_script("start-engine.sh"), sudo=True, args=[action],
+            if plan.engine:
+                r = conn.run_script(render.bootstrap_script("start-engine.sh"), sudo=True, args=[plan.engine],
                                     check=False, timeout=300)
                 if r.exit_status != 0:
                     raise MachineError(f"{describe_exit(r.exit_status)}\n{r.tail(25)}",
                                        f"check the engine options, then run: machine provision {host.name}")
-                changed.append("engine-restarted" if restart else "engine-started")
+                changed.append("engine-restarted" if plan.engine == "restart" else "engine-started")
 
         with steps.step("verify-engine"):
             version = _verify(store, host, driver, deadline_s=verify_deadline_s)
@@ -170,35 +162,15 @@ def provision_host(store, host, driver, *, on_step: Callable[[str], None] = lamb
         round_trips = conn.round_trips
         conn.close()
     return ProvisionResult(engine_version=version, os_id=facts.os.id, os_name=facts.os.name,
-                           changed=changed, step_times=steps.times, round_trips=round_trips,
+                           plan=first, changed=changed, step_times=steps.times, round_trips=round_trips,
                            connections=connections, host_key_fingerprint=conn.host_key_fingerprint)
 
 
 # --------------------------------------------------------------------------- install
 
 
-def _strategy(host) -> str:
-    e = host.engine
-    strategy = (e.install or "script").lower()
-    if e.bundle and strategy in ("script", "bundle", ""):
-        return "bundle"
-    return strategy
-
-
-def _install_engine(conn, host, prov: Provisioner, facts: Facts, *, upgrade: bool) -> bool:
-    """Install when missing (or upgrading); True if something was installed."""
-    strategy = _strategy(host)
-    if facts.engine_installed and not upgrade:
-        return False
-    if strategy == "none":
-        if facts.engine_installed:
-            return False
-        raise MachineError(f"there is no Docker Engine on {host.name} and the install strategy is 'none'",
-                           "install Docker on the host first, or use --engine-install=script|package "
-                           "or --engine-bundle PATH")
-    if strategy not in ("script", "package", "bundle"):
-        raise MachineError(f"unknown engine install strategy {strategy!r}",
-                           "use one of: script, package, bundle, none")
+def _install_engine(conn, host, prov: Provisioner, facts: Facts, strategy: str, *, upgrade: bool) -> None:
+    """Run the install strategy the plan chose, retrying on the exit codes that say "try again"."""
     env = {"MACHINE_FORCE": "1"} if upgrade else {}
     last = None
     for attempt in range(1, INSTALL_ATTEMPTS + 1):
@@ -209,7 +181,7 @@ def _install_engine(conn, host, prov: Provisioner, facts: Facts, *, upgrade: boo
             script, args = prov.install_script(strategy, install_url=host.engine.install_url)
         r = conn.run_script(script, sudo=True, args=args, env=env, check=False, timeout=1800)
         if r.exit_status == 0:
-            return True
+            return
         last = r
         if r.exit_status not in RETRYABLE:
             break
@@ -307,8 +279,8 @@ def cert_paths(store, host) -> dict[str, Path]:
     return {
         "ca": Path(a.ca_cert_path or store.ca_cert()),
         "ca_key": Path(a.ca_private_key_path or store.ca_key()),
-        "server": Path(a.server_cert_path or mdir / "server.pem"),
-        "server_key": Path(a.server_key_path or mdir / "server-key.pem"),
+        "server": Path(a.server_cert_path or mdir / layout.SERVER_CERT),
+        "server_key": Path(a.server_key_path or mdir / layout.SERVER_KEY),
         "client": Path(a.client_cert_path or store.client_cert()),
         "client_key": Path(a.client_key_path or store.client_key()),
     }
@@ -319,10 +291,7 @@ def server_cert_sans(host, driver, facts: Facts | None = None) -> list[str]:
     --tls-san extras, the host's own hostname and the machine name."""
     out: list[str] = []
     out += list(driver.addresses() or [])
-    try:
-        out.append(driver.engine_endpoint(int(host.engine.port or 2376))[0])
-    except Exception:
-        pass
+    out.append(driver.engine_endpoint(int(host.engine.port or layout.DEFAULT_ENGINE_PORT))[0])
     priv = driver.private_address()
     if priv:
         out.append(priv)
@@ -368,46 +337,51 @@ def server_cert_ok(paths: dict[str, Path], sans: list[str]) -> bool:
     return info.days_left > CERT_RENEW_DAYS
 
 
-def _desired_files(store, host, driver, facts: Facts, *, regenerate: bool):
-    from .. import certs
-
+def _wanted(store, host, driver, facts: Facts, *, upgrade: bool = False, regenerate: bool = False) -> Wanted:
+    """What the record asks for, read from the store (the plan's input besides the facts)."""
     paths = cert_paths(store, host)
     for k in ("ca", "ca_key"):
         if not paths[k].exists():
             raise MachineError(f"the CA file {paths[k]} is missing",
                                "restore the store's certs/ folder, or regenerate certificates with "
                                "machine regenerate-certs --client-certs")
-    sans = server_cert_sans(host, driver, facts)
-    generated = False
-    if regenerate or not server_cert_ok(paths, sans):
-        certs.generate_server_cert(paths["ca"], paths["ca_key"], paths["server"], paths["server_key"],
-                                   common_name=host.name, sans=sans,
-                                   key_type=host.machine.tls_key_type or "ecdsa",
-                                   days=int(host.machine.cert_days or 1095))
-        os.chmod(paths["server_key"], PRIVATE_FILE)
-        generated = True
+    cert_ok = server_cert_ok(paths, server_cert_sans(host, driver, facts))
+    # A certificate to be issued is written anew whatever its content; the rest is compared.
+    files = tuple(_desired_files(store, host, facts, placeholder_cert=not cert_ok))
+    return Wanted(strategy=host.engine.strategy, files=files, cert_ok=cert_ok, upgrade=upgrade,
+                  regenerate_cert=regenerate)
+
+
+def _issue_server_cert(store, host, driver, facts: Facts) -> None:
+    from .. import certs
+
+    paths = cert_paths(store, host)
+    certs.generate_server_cert(paths["ca"], paths["ca_key"], paths["server"], paths["server_key"],
+                               common_name=host.name, sans=server_cert_sans(host, driver, facts),
+                               key_type=host.machine.tls_key_type or layout.DEFAULT_TLS_KEY_TYPE,
+                               days=int(host.machine.cert_days or layout.DEFAULT_CERT_DAYS))
+    os.chmod(paths["server_key"], PRIVATE_FILE)
+
+
+def _desired_files(store, host, facts: Facts, *, placeholder_cert: bool = False) -> list[render.RemoteFile]:
+    paths = cert_paths(store, host)
+    if placeholder_cert:
+        cert_pem = key_pem = b""
+    else:
+        cert_pem, key_pem = paths["server"].read_bytes(), paths["server_key"].read_bytes()
     live_restore = bool(host.engine.live_restore) and not facts.in_swarm
-    files = render.desired_files(
+    return render.desired_files(
         host, provider=host.driver_name, exec_start=facts.exec_start(),
-        ca_pem=paths["ca"].read_bytes(), cert_pem=paths["server"].read_bytes(),
-        key_pem=paths["server_key"].read_bytes(), live_restore=live_restore)
-    return files, generated
+        ca_pem=paths["ca"].read_bytes(), cert_pem=cert_pem, key_pem=key_pem, live_restore=live_restore)
 
 
 # --------------------------------------------------------------------------- verify
-
-
-def engine_url(host, driver) -> str:
-    h, p = driver.engine_endpoint(int(host.engine.port or 2376))
-    if ":" in str(h) and not str(h).startswith("["):
-        h = f"[{h}]"
-    return f"tcp://{h}:{p}"
 
 
 def _verify(store, host, driver, *, deadline_s: float) -> str:
     from ..engineapi import wait_for_engine
 
     paths = cert_paths(store, host)
-    info = wait_for_engine(engine_url(host, driver), ca=str(paths["ca"]), cert=str(paths["client"]),
+    info = wait_for_engine(driver.engine_url(int(host.engine.port or layout.DEFAULT_ENGINE_PORT)), ca=str(paths["ca"]), cert=str(paths["client"]),
                            key=str(paths["client_key"]), deadline_s=deadline_s)
     return info.version

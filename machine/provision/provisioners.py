@@ -112,7 +112,3 @@ def provisioner_for(facts: Facts) -> Provisioner:
 
 def describe_exit(code: int) -> str:
     return EXIT_MEANING.get(code, f"exit status {code}")
-
-
-def quote_args(args: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in args)

@@ -30,7 +30,8 @@ from openstack.fixture.connection import ConnectionFixture  # noqa: E402
 from machine.driver import Journal  # noqa: E402
 from machine.errors import MachineError, NotFound, UsageError  # noqa: E402
 from machine.model import State  # noqa: E402
-from machine.drivers.openstack import OpenStackDriver  # noqa: E402
+from fakes import driver_under_test  # noqa: E402
+from machine.drivers.openstack import OpenStackConfig, OpenStackDriver  # noqa: E402
 from machine.drivers.openstack.errors import (ActiveTimeout, AuthFailed, Conflict,  # noqa: E402
                                               QuotaExceeded)
 
@@ -446,24 +447,12 @@ def cloud(monkeypatch, tmp_path):
     fixture.cleanUp()
 
 
-def option_values(**overrides):
-    """What the CLI would pass: every option's default, plus the flags given."""
-    values = {o.dest: o.default for o in OpenStackDriver.options}
-    values.update(overrides)
-    return values
-
-
 BASE = dict(auth_url=AUTH_URL, username="demo", password=PASSWORD, tenant_name="demo",
             flavor_name="m1.small", image_name="debian-12", net_name="private")
 
 
-def make_driver(tmp_path, name="node-1", journal=None, config=None, secrets=None, **flags):
-    mdir = tmp_path / "machines" / name
-    mdir.mkdir(parents=True, exist_ok=True)
-    d = OpenStackDriver(name, mdir, config if config is not None else {}, journal=journal or Journal(),
-                        secrets=secrets if secrets is not None else {}, store_path=tmp_path)
-    if config is None:
-        d.set_options(option_values(**{**BASE, **flags}))
+def make_driver(tmp_path, name="node-1", journal=None, config=None, **flags):
+    d = driver_under_test(OpenStackDriver, tmp_path, name, options={**BASE, **flags}, config=config, journal=journal)
     d.poll_interval = 0.01
     d.delete_timeout = 2
     return d
@@ -471,8 +460,9 @@ def make_driver(tmp_path, name="node-1", journal=None, config=None, secrets=None
 
 def reload(tmp_path, d):
     """A second driver on the same record, as a later `machine rm` would build it."""
-    return make_driver(tmp_path, d.machine_name, journal=Journal(copy.deepcopy(d.journal.entries)),
-                       config=copy.deepcopy(d.config), secrets=dict(d.secrets))
+    config = OpenStackConfig.from_record(copy.deepcopy(d.config.to_record()))
+    config.apply_secrets(d.config.secrets())
+    return make_driver(tmp_path, d.machine_name, journal=Journal(copy.deepcopy(d.journal.entries)), config=config)
 
 
 def assert_rolled_back(cloud, d, before):
@@ -517,18 +507,18 @@ def test_create_stop_start_rm_call_sequence(cloud, tmp_path):
     assert server["name"] == "node-1" and server["flavorRef"] == "f1" and server["imageRef"] == "i1"
     assert server["key_name"] == "node-1" and server["networks"] == [{"port": list(cloud.ports)[0]}]
     port = cloud.bodies[("POST", "ports")][0]["port"]
-    assert port["security_groups"] == [d.config["SecurityGroupId"]]
+    assert port["security_groups"] == [d.config.security_group_id]
 
     c = d.config
-    assert c["MachineId"] in cloud.servers
-    assert c["IPAddress"] == c["PrivateIPAddress"] == cloud.ports[server["networks"][0]["port"]]["fixed_ips"][0]["ip_address"]
-    assert c["FlavorId"] == "f1" and c["ImageId"] == "i1" and c["NetworkId"] == "n1"
-    key = c["SSHKeyPath"]
+    assert c.machine_id in cloud.servers
+    assert c.ip_address == c.private_ip_address == cloud.ports[server["networks"][0]["port"]]["fixed_ips"][0]["ip_address"]
+    assert c.flavor_id == "f1" and c.image_id == "i1" and c.net_id == "n1"
+    key = c.ssh_key_path
     assert key == str(tmp_path / "machines" / "node-1" / "id_rsa")
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert cloud.keypairs["node-1"]["public_key"].split()[:2] == open(key + ".pub").read().split()[:2]
     ep = d.ssh_endpoint()
-    assert (ep.host, ep.port, ep.user, ep.key_path) == (c["IPAddress"], 22, "root", key)
+    assert (ep.host, ep.port, ep.user, ep.key_path) == (c.ip_address, 22, "root", key)
     assert [e["kind"] for e in d.journal] == ["keypair", "secgroup", "port", "server"]
     assert not any(e.get("pending") for e in d.journal)
 
@@ -555,8 +545,7 @@ def test_create_stop_start_rm_call_sequence(cloud, tmp_path):
     cloud.calls.clear()
     d2.remove()  # idempotent: nothing left to do, nothing called
     assert cloud.calls == []
-    d3 = make_driver(tmp_path, journal=Journal(copy.deepcopy(d.journal.entries)), config=copy.deepcopy(d.config),
-                     secrets=dict(d.secrets))
+    d3 = reload(tmp_path, d)
     d3.remove()  # every resource already gone: 404s are fine
     assert not list(d3.journal)
 
@@ -580,11 +569,11 @@ def test_floating_ip_server_group_boot_from_volume_tags_metadata(cloud, tmp_path
     assert s["availability_zone"] == "nova" and s["config_drive"] is True
     group = cloud.bodies[("POST", "os-server-groups")][0]["server_group"]
     assert group["name"] == "workers" and group.get("policy", group.get("policies", [None])[0]) == "anti-affinity"
-    assert body["OS-SCH-HNT:scheduler_hints"] == {"group": d.config["ServerGroupId"]}
+    assert body["OS-SCH-HNT:scheduler_hints"] == {"group": d.config.server_group_id}
     fip = next(iter(cloud.fips.values()))
     assert fip["port_id"] in cloud.ports and fip["floating_network_id"] == "ext1"
-    assert d.config["IPAddress"] == fip["floating_ip_address"] != d.config["PrivateIPAddress"]
-    assert set(d.addresses()) == {fip["floating_ip_address"], d.config["PrivateIPAddress"]}
+    assert d.config.ip_address == fip["floating_ip_address"] != d.config.private_ip_address
+    assert set(d.addresses()) == {fip["floating_ip_address"], d.config.private_ip_address}
     kinds = [e["kind"] for e in d.journal]
     assert kinds == ["keypair", "secgroup", "server_group", "port", "server", "volume", "floating_ip"]
 
@@ -604,14 +593,14 @@ def test_existing_keypair_and_security_groups_are_used_not_deleted(cloud, tmp_pa
     before = cloud.snapshot()
     d = make_driver(tmp_path, keypair_name="userkey", private_key_file=str(keyfile),
                     sec_groups="default,docker", ssh_user="ubuntu")
-    assert d.config["SecurityGroups"] == ["default", "docker"]
+    assert d.config.sec_groups == ["default", "docker"]
     d.pre_create_check()
     d.create()
     assert [p for _, _, p in cloud.mutations()] == ["/v2.0/ports", "/v2.1/servers"]
     assert cloud.bodies[("POST", "ports")][0]["port"]["security_groups"] == ["sg-default", "sg-docker"]
     assert cloud.bodies[("POST", "servers")][0]["server"]["key_name"] == "userkey"
-    assert open(d.config["SSHKeyPath"]).read() == open(keyfile).read()
-    assert stat.S_IMODE(os.stat(d.config["SSHKeyPath"]).st_mode) == 0o600
+    assert open(d.config.ssh_key_path).read() == open(keyfile).read()
+    assert stat.S_IMODE(os.stat(d.config.ssh_key_path).st_mode) == 0o600
     assert d.ssh_endpoint().user == "ubuntu"
     d.remove()
     assert "userkey" in cloud.keypairs and {"sg-default", "sg-docker"} <= set(cloud.secgroups)
@@ -710,7 +699,7 @@ def test_409_security_group_in_use_is_retried_on_rm(cloud, tmp_path):
     d.pre_create_check()
     d.create()
     # Neutron answers 409 once while the port is still going away
-    gid = d.config["SecurityGroupId"]
+    gid = d.config.security_group_id
     orig = cloud._network
     state = {"n": 0}
 
@@ -791,9 +780,11 @@ def test_legacy_docker_machine_record_without_journal(cloud, tmp_path):
     d = make_driver(tmp_path)
     d.pre_create_check()
     d.create()
-    legacy = {k: d.config[k] for k in ("AuthUrl", "Username", "TenantName", "MachineId", "KeyPairName",
-                                       "MachineName", "IPAddress")}
-    old = make_driver(tmp_path, config=legacy, secrets={"Password": PASSWORD})
+    legacy = {k: d.config.to_record()[k] for k in ("AuthUrl", "Username", "TenantName", "MachineId", "KeyPairName",
+                                                    "MachineName", "IPAddress")}
+    config = OpenStackConfig.from_record(legacy)
+    config.apply_secrets({"Password": PASSWORD})
+    old = make_driver(tmp_path, config=config)
     old.remove()
     assert not cloud.servers and "node-1" not in cloud.keypairs
 
@@ -802,11 +793,11 @@ def test_legacy_docker_machine_record_without_journal(cloud, tmp_path):
 
 def test_password_flag_goes_to_secrets_never_to_config(cloud, tmp_path):
     d = make_driver(tmp_path)
-    assert d.secrets == {"Password": PASSWORD}
-    assert "Password" not in d.config
+    assert d.config.secrets() == {"Password": PASSWORD}
+    assert "Password" not in d.config.to_record() and PASSWORD not in repr(d.config)
     d.pre_create_check()
     d.create()
-    assert PASSWORD not in json.dumps(d.config) and PASSWORD not in json.dumps(d.journal.entries)
+    assert PASSWORD not in json.dumps(d.config.to_record()) and PASSWORD not in json.dumps(d.journal.entries)
     sent = cloud.token_bodies[0]["auth"]["identity"]["password"]["user"]
     assert sent["password"] == PASSWORD and sent["name"] == "demo"
     d.remove()
@@ -815,7 +806,7 @@ def test_password_flag_goes_to_secrets_never_to_config(cloud, tmp_path):
 def test_os_env_password_is_read_at_use_not_copied(cloud, tmp_path, monkeypatch):
     monkeypatch.setenv("OS_PASSWORD", "from-env")
     d = make_driver(tmp_path, password=None)
-    assert d.secrets == {} and "from-env" not in json.dumps(d.config)
+    assert d.config.secrets() == {} and "from-env" not in json.dumps(d.config.to_record())
     d.pre_create_check()
     assert cloud.token_bodies[0]["auth"]["identity"]["password"]["user"]["password"] == "from-env"
 
@@ -823,7 +814,7 @@ def test_os_env_password_is_read_at_use_not_copied(cloud, tmp_path, monkeypatch)
 def test_os_project_name_fallback(cloud, tmp_path, monkeypatch):
     monkeypatch.setenv("OS_PROJECT_NAME", "proj-x")
     d = make_driver(tmp_path, tenant_name=None)
-    assert d.config["TenantName"] == "proj-x"
+    assert d.config.tenant_name == "proj-x"
     d.pre_create_check()
     assert cloud.token_bodies[0]["auth"]["scope"]["project"]["name"] == "proj-x"
 
@@ -841,7 +832,7 @@ def test_clouds_yaml_cloud(cloud, tmp_path, monkeypatch):
     d.create()
     user = cloud.token_bodies[0]["auth"]["identity"]["password"]["user"]
     assert user["name"] == "clouduser" and user["password"] == "cloudpass"
-    assert d.config["Cloud"] == "fake" and "cloudpass" not in json.dumps(d.config) and d.secrets == {}
+    assert d.config.cloud == "fake" and "cloudpass" not in json.dumps(d.config.to_record()) and d.config.secrets() == {}
     d.remove()
     assert not cloud.servers
 
@@ -862,9 +853,8 @@ def test_missing_auth_url_is_a_usage_error(cloud, tmp_path):
     (dict(keypair_name="k"), "--openstack-keypair-name needs the matching private key"),
 ])
 def test_flag_validation(cloud, tmp_path, flags, text):
-    d = make_driver(tmp_path, **flags)
-    with pytest.raises(UsageError) as info:
-        d.pre_create_check()
+    with pytest.raises(UsageError) as info:  # checked as the options are read, before any call
+        make_driver(tmp_path, **flags)
     assert text in str(info.value)
     assert cloud.calls == []
 
@@ -872,7 +862,7 @@ def test_flag_validation(cloud, tmp_path, flags, text):
 # ---- shape ------------------------------------------------------------------------------------
 
 def test_docker_machine_flag_names_and_config_keys():
-    flags = {o.flag("openstack"): o for o in OpenStackDriver.options}
+    flags = {o.cli_flag("openstack"): o for o in OpenStackDriver.Config.options()}
     dm = {  # docker-machine's flag -> config.json field
         "--openstack-auth-url": "AuthUrl", "--openstack-username": "Username", "--openstack-password": "Password",
         "--openstack-tenant-name": "TenantName", "--openstack-tenant-id": "TenantId",
@@ -891,7 +881,7 @@ def test_docker_machine_flag_names_and_config_keys():
     }
     for flag, key in dm.items():
         assert flag in flags, flag
-        assert flags[flag].config_key == key
+        assert flags[flag].key == key
     assert flags["--openstack-password"].secret and flags["--openstack-application-credential-secret"].secret
     assert flags["--openstack-auth-url"].envvar == "OS_AUTH_URL"
     assert flags["--openstack-cloud"].envvar == "OS_CLOUD"
@@ -905,7 +895,7 @@ def test_state_mapping(cloud, tmp_path):
     d = make_driver(tmp_path)
     d.pre_create_check()
     d.create()
-    server = cloud.servers[d.config["MachineId"]]
+    server = cloud.servers[d.config.machine_id]
     for status, state in [("ACTIVE", State.RUNNING), ("SHUTOFF", State.STOPPED), ("PAUSED", State.PAUSED),
                           ("SUSPENDED", State.SAVED), ("ERROR", State.ERROR), ("REBOOT", State.STARTING),
                           ("SHELVED_OFFLOADED", State.STOPPED), ("WHATEVER", State.NONE)]:
@@ -918,7 +908,7 @@ def test_state_mapping(cloud, tmp_path):
 
 
 def test_importing_the_driver_does_not_load_openstacksdk():
-    code = ("import sys, machine.drivers.openstack as m; m.OpenStackDriver.options; "
+    code = ("import sys, machine.drivers.openstack as m; m.OpenStackDriver.Config.options(); "
             "assert 'openstack' not in sys.modules and 'keystoneauth1' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -928,7 +918,7 @@ def test_rm_without_any_password_says_so_and_keeps_the_journal(cloud, tmp_path):
     d.pre_create_check()
     d.create()
     later = make_driver(tmp_path, journal=Journal(copy.deepcopy(d.journal.entries)),
-                        config=copy.deepcopy(d.config), secrets={})
+                        config=OpenStackConfig.from_record(copy.deepcopy(d.config.to_record())))
     cloud.calls.clear()
     with pytest.raises(UsageError) as info:
         later.remove()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from machine.driver import Journal, get_driver_class
+from fakes import driver_under_test
+from machine.driver import get_driver_class
 from machine.drivers.qemu import QemuDriver, image, ports, process, seed
 from machine.errors import MachineError, UsageError
 from machine.model import State
@@ -36,13 +37,8 @@ def load_yaml(text: str):
 PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0aG6bTqfYbJ1x1v6Gm6bYy2h4e8Xr3Zs1W9C2Vw7q0 machine@t"
 
 
-def make_driver(store: Path, name: str = "m1", **opts) -> QemuDriver:
-    mdir = store / "machines" / name
-    values = {o.dest: o.default for o in QemuDriver.options}
-    values.update(opts)
-    d = QemuDriver(name, mdir, {}, journal=Journal(), store_path=store)
-    d.set_options(values)
-    return d
+def make_driver(store: Path, name: str = "m1", peers=None, **opts) -> QemuDriver:
+    return driver_under_test(QemuDriver, store, name, options=opts, peers=peers)
 
 
 def tree(p: Path) -> list[str]:
@@ -54,10 +50,10 @@ def tree(p: Path) -> list[str]:
 def test_registered_as_qemu_and_kvm():
     assert get_driver_class("qemu") is QemuDriver
     assert get_driver_class("kvm") is QemuDriver
-    flags = {o.flag("qemu") for o in QemuDriver.options}
+    flags = {o.cli_flag("qemu") for o in QemuDriver.Config.options()}
     assert {"--qemu-memory", "--qemu-cpus", "--qemu-disk-size", "--qemu-image", "--qemu-accel",
             "--qemu-network", "--qemu-ssh-user"} <= flags
-    defaults = {o.name: o.default for o in QemuDriver.options}
+    defaults = {o.flag: o.default for o in QemuDriver.Config.options()}
     assert (defaults["memory"], defaults["cpus"], defaults["disk-size"], defaults["accel"]) == (1024, 1, 10, "auto")
 
 
@@ -127,37 +123,38 @@ def test_port_in_use_is_not_free_and_is_excluded():
     assert not ports.port_free(0) and not ports.port_free(70000)
 
 
-def test_recorded_ports_reads_qemu_records_only(tmp_path):
-    for name, drv, cfg in (("a", "qemu", {"SSHPort": 40001, "EnginePort": 40002}),
-                           ("b", "kvm", {"SSHPort": "40003"}),
-                           ("c", "generic", {"SSHPort": 22})):
-        d = tmp_path / "machines" / name
-        d.mkdir(parents=True)
-        (d / "config.json").write_text(json.dumps({"DriverName": drv, "Driver": cfg}))
-    (tmp_path / "machines" / "broken").mkdir()
-    (tmp_path / "machines" / "broken" / "config.json").write_text("{")
-    assert ports.recorded_ports(tmp_path) == {40001, 40002, 40003}
-    assert ports.recorded_ports(tmp_path, skip_machine="a") == {40003}
-    assert ports.recorded_ports(tmp_path / "nope") == set()
+def test_peer_claims_are_skipped_and_declared(tmp_path):
+    from machine.driver import Claims
+    from machine.drivers.qemu import QemuConfig
+
+    busy = {40001, 40002}
+    d = make_driver(tmp_path, peers=lambda: [Claims(ports=frozenset(busy))])
+    d._pick_ports(pinned=False)
+    assert {d.config.ssh_port, d.config.engine_port}.isdisjoint(busy)
+    cfg = QemuConfig.from_record({"SSHPort": 40003, "EnginePort": "40004", "PrivateIPAddress": "192.168.77.9"})
+    assert cfg.claims() == Claims(ports=frozenset({40003, 40004}), addresses=frozenset({"192.168.77.9"}))
+    pinned = make_driver(tmp_path, "m2", peers=lambda: [Claims(ports=frozenset({40005}))], ssh_port=40005)
+    with pytest.raises(UsageError, match="in use"):
+        pinned._check_pinned_ports()
 
 
 def test_pick_ports_keeps_free_ones_and_replaces_taken(tmp_path):
     d = make_driver(tmp_path)
-    with ports.port_lock(tmp_path):
+    with d.ctx.lock(ports.LOCK_NAME):
         d._pick_ports(pinned=False)
-    first = (d.config["SSHPort"], d.config["EnginePort"])
+    first = (d.config.ssh_port, d.config.engine_port)
     assert first[0] != first[1]
-    with ports.port_lock(tmp_path):
+    with d.ctx.lock(ports.LOCK_NAME):
         d._pick_ports(pinned=False)
-    assert (d.config["SSHPort"], d.config["EnginePort"]) == first
+    assert (d.config.ssh_port, d.config.engine_port) == first
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", first[0]))
     s.listen(1)
     try:
         d._pick_ports(pinned=False)
-        assert d.config["SSHPort"] != first[0] and d.config["EnginePort"] == first[1]
-        d.config["SSHPort"] = first[0]
+        assert d.config.ssh_port != first[0] and d.config.engine_port == first[1]
+        d.config.ssh_port = first[0]
         with pytest.raises(MachineError, match="in use"):
             d._pick_ports(pinned=True)
     finally:
@@ -344,7 +341,7 @@ def test_cached_image_and_listing(tmp_path):
 
 
 def test_cli_image_ls(tmp_path, cli):
-    d = image.images_dir(tmp_path) / "0123456789abcdef"
+    d = image.images_dir(tmp_path / "cache") / "0123456789abcdef"
     d.mkdir(parents=True)
     for n in ("base.qcow2", "vmlinuz", "initrd.img"):
         (d / n).write_text("x")
@@ -526,13 +523,13 @@ def test_stopped_machine_state_and_idempotent_remove(tmp_path):
 
 def test_addresses_and_endpoints(tmp_path):
     d = make_driver(tmp_path)
-    d.config.update(SSHPort=40022, EnginePort=40376, SSHKeyPath="/k", SSHUser="root")
+    d.config.ssh_port, d.config.engine_port, d.config.ssh_key_path = 40022, 40376, "/k"
     assert d.ip() == "127.0.0.1"
     assert d.engine_endpoint(2376) == ("127.0.0.1", 40376)
     ep = d.ssh_endpoint()
     assert (ep.host, ep.port, ep.user, ep.key_path) == ("127.0.0.1", 40022, "root", "/k")
     assert d.addresses() == ["127.0.0.1"] and d.private_address() is None
-    d.config["PrivateIPAddress"] = "192.168.77.12"
+    d.config.private_ip_address = "192.168.77.12"
     assert d.addresses() == ["127.0.0.1", "192.168.77.12"]
     assert d.private_address() == "192.168.77.12"
 
@@ -543,7 +540,7 @@ def test_ssh_key_is_private_and_loads(tmp_path):
     d = make_driver(tmp_path)
     Path(d.machine_dir).mkdir(parents=True)
     pub = d._make_key()
-    key = Path(d.config["SSHKeyPath"])
+    key = Path(d.config.ssh_key_path)
     assert key.stat().st_mode & 0o777 == 0o600
     loaded = paramiko.Ed25519Key.from_private_key_file(str(key))
     assert pub.split()[1] == loaded.get_base64()
@@ -564,21 +561,21 @@ def test_real_create_state_stop_start_remove_without_a_guest_os(tmp_path, small_
         pid = d.pid()
         assert pid and d.state() == State.RUNNING
         cfg = d.config
-        assert cfg["IPAddress"] == "127.0.0.1" and cfg["Kernel"] == "" and cfg["ImageFormat"] == "qcow2"
-        assert not ports.port_free(cfg["SSHPort"]) and not ports.port_free(cfg["EnginePort"])
-        assert cfg["PrivateIPAddress"] == "192.168.77.10"
+        assert cfg.ip_address == "127.0.0.1" and cfg.kernel == "" and cfg.image_format == "qcow2"
+        assert not ports.port_free(cfg.ssh_port) and not ports.port_free(cfg.engine_port)
+        assert cfg.private_ip_address == "192.168.77.10"
         assert {e["kind"] for e in d.journal} >= {"ssh-key", "network-lease", "disk", "seed", "qemu-process"}
         cmd = process._cmdline(pid)
-        assert "restrict=on" in cmd and f"hostfwd=tcp:127.0.0.1:{cfg['SSHPort']}-:22" in cmd
+        assert "restrict=on" in cmd and f"hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22" in cmd
         assert "-kernel" not in cmd and "vde,id=priv0" in cmd
         label, files = seed.read_iso(Path(d.machine_dir) / "seed.iso")
-        assert label == "cidata" and cfg["NatMAC"] in files["network-config"]
+        assert label == "cidata" and cfg.nat_mac in files["network-config"]
 
         d.stop()  # no ACPI listener: waits stop-timeout, then kills
         assert d.state() == State.STOPPED and not process.pid_alive(pid)
-        ssh_port = cfg["SSHPort"]
+        ssh_port = cfg.ssh_port
         d.start()
-        assert d.state() == State.RUNNING and cfg["SSHPort"] == ssh_port
+        assert d.state() == State.RUNNING and cfg.ssh_port == ssh_port
         d.kill()
         assert d.state() == State.STOPPED
         d.start()
@@ -587,6 +584,6 @@ def test_real_create_state_stop_start_remove_without_a_guest_os(tmp_path, small_
         d.remove()
     assert not process.pid_alive(pid)
     assert os.listdir(d.machine_dir) == []
-    assert not (store / "qemu-networks" / "unitnet").exists()
+    assert not (d.ctx.shared_dir / "networks" / "unitnet").exists()
     assert ports.port_free(ssh_port)
     d.remove()

@@ -44,7 +44,7 @@ def test_private_network(net_pair):
 def test_network_switch_stops_with_last_machine(vm_pool, net_pair):
     from machine.drivers.qemu.network import Network
 
-    net = Network(vm_pool.store.path, "e2enet")
+    net = Network(vm_pool.store.driver_dir("qemu"), "e2enet")
     pid = net.switch_pid()
     assert pid
     assert set(net.leases()) == {"net-a", "net-b"}

@@ -21,11 +21,6 @@ def _log(msg: str) -> None:
     print(f"[vm-harness] {msg}", file=sys.stderr, flush=True)
 
 
-def cache_store():
-    """A stand-in store whose cache_dir is the shared test cache."""
-    return types.SimpleNamespace(cache_dir=TEST_CACHE, path=TEST_CACHE)
-
-
 def vm_capable() -> str | None:
     """None when real VMs can run here, else the reason to skip."""
     from machine.drivers.qemu import image
@@ -34,7 +29,7 @@ def vm_capable() -> str | None:
         return "qemu-system-x86_64 not installed (apt-get install qemu-system-x86 qemu-utils)"
     if not shutil.which("qemu-img"):
         return "qemu-img not installed (apt-get install qemu-utils)"
-    if image.cached_image(cache_store(), True) is None and not shutil.which("mmdebstrap"):
+    if image.cached_image(TEST_CACHE, True) is None and not shutil.which("mmdebstrap"):
         return "no cached test image and mmdebstrap is not installed"
     return None
 
@@ -45,7 +40,7 @@ def ensure_image(engine: bool = True):
 
     TEST_CACHE.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    paths = image.build_image(cache_store(), engine=engine, log=_log)
+    paths = image.build_image(TEST_CACHE, engine=engine, log=_log)
     took = time.monotonic() - t0
     if took > 5:
         _log(f"built {'engine' if engine else 'base'} image in {took:.0f}s")
@@ -171,9 +166,10 @@ class VMPool:
     """VMs of one test store; `close()` removes every one of them."""
 
     def __init__(self, store_path, max_vms: int = MAX_VMS):
-        from machine.store import Store
+        from machine.api import Machines
 
-        self.store = Store(store_path)
+        self.api = Machines(store_path)
+        self.store = self.api.store
         self.max_vms = max_vms
         self.vms: dict[str, VM] = {}
         self._lock = threading.Lock()
@@ -184,7 +180,6 @@ class VMPool:
 
     def create(self, name: str, *, wait: bool = True, **options) -> VM:
         """Create (and boot) a VM through the driver, recording it as `machine create` would."""
-        from machine.driver import Journal
         from machine.drivers.qemu import QemuDriver
         from machine.model import Host
 
@@ -192,14 +187,10 @@ class VMPool:
             if len(self.alive()) >= self.max_vms:
                 raise RuntimeError(f"harness limit: {self.max_vms} VMs at once "
                                    f"(MACHINE_TEST_MAX_VMS); remove one first")
-            host = Host(name=name, driver_name="qemu")
+            config = QemuDriver.Config.from_options(options, driver_name="qemu", machine_name=name)
+            host = Host(name=name, driver_name="qemu", driver=config)
             self.store.reserve(name)
-            journal = Journal(host.machine.journal, lambda: self.store.save(host))
-            driver = QemuDriver(name, self.store.machine_dir(name), host.driver, journal=journal,
-                                store_path=self.store.path)
-            values = {o.dest: o.default for o in QemuDriver.options}
-            values.update({k.replace("-", "_"): v for k, v in options.items()})
-            driver.set_options(values)
+            driver = self.api.driver_for(host)  # the journal is saved with the record, as create does
             vm = VM(self.store, host, driver)
             self.vms[name] = vm
             try:

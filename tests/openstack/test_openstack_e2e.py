@@ -37,7 +37,7 @@ from types import SimpleNamespace
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway import DEFAULT_ADDRESSES, Gateway  # noqa: E402
+from harness.gateway import DEFAULT_ADDRESSES, Gateway  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")]
@@ -229,7 +229,7 @@ sudo -n -u ubuntu sudo -n true
 
 @pytest.fixture(scope="module")
 def gateway(vms, say):
-    targets = [{22: int(vm.driver.config["SSHPort"]), 2376: int(vm.driver.config["EnginePort"])} for vm in vms]
+    targets = [{22: vm.driver.config.ssh_port, 2376: vm.driver.config.engine_port} for vm in vms]
     gw = Gateway(targets).start()
     say(f"gateway: {DEFAULT_ADDRESSES[0]}-{DEFAULT_ADDRESSES[-1]} ports 22, 2376 -> "
         + ", ".join(f"{vm.name} (127.0.0.1:{t[22]}, :{t[2376]})" for vm, t in zip(vms, targets)))

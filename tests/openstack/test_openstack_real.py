@@ -26,10 +26,11 @@ from stack import PASSWORD  # noqa: E402
 
 pytest.importorskip("openstack")
 
+from fakes import driver_under_test  # noqa: E402
 from machine.driver import Journal  # noqa: E402
 from machine.errors import NotFound  # noqa: E402
 from machine.model import State  # noqa: E402
-from machine.drivers.openstack import OpenStackDriver, resources  # noqa: E402
+from machine.drivers.openstack import OpenStackConfig, OpenStackDriver, resources  # noqa: E402
 from machine.drivers.openstack.errors import (ActiveTimeout, AuthFailed, Conflict,  # noqa: E402
                                               OpenStackError, QuotaExceeded)
 
@@ -99,14 +100,11 @@ def _sweep(c, left):
 
 
 def make_driver(stack, tmp_path, name="real-1", **flags):
-    mdir = tmp_path / "machines" / name
-    mdir.mkdir(parents=True, exist_ok=True)
-    d = OpenStackDriver(name, mdir, {}, journal=Journal(), secrets={}, store_path=tmp_path)
-    values = {o.dest: o.default for o in OpenStackDriver.options}
-    values.update(auth_url=stack.auth_url, username="demo", password=PASSWORD, tenant_name="demo",
+    values = dict(auth_url=stack.auth_url, username="demo", password=PASSWORD, tenant_name="demo",
                   domain_name="Default", flavor_name="m1.tiny", image_name="fake-img", net_name="public-flat")
     values.update(flags)
-    d.set_options(values)
+    d = driver_under_test(OpenStackDriver, tmp_path, name, options=values)
+    d.machine_dir.mkdir(parents=True, exist_ok=True)
     d.poll_interval = 0.5
     d.delete_timeout = 60
     CREATED.append(d)
@@ -115,9 +113,10 @@ def make_driver(stack, tmp_path, name="real-1", **flags):
 
 def later(d, tmp_path):
     """The driver a later `machine rm` builds from the saved record."""
-    d2 = OpenStackDriver(d.machine_name, d.machine_dir, copy.deepcopy(d.config),
-                         journal=Journal(copy.deepcopy(d.journal.entries)), secrets=dict(d.secrets),
-                         store_path=tmp_path)
+    config = OpenStackConfig.from_record(copy.deepcopy(d.config.to_record()))
+    config.apply_secrets(d.config.secrets())
+    d2 = driver_under_test(OpenStackDriver, tmp_path, d.machine_name, config=config,
+                           journal=Journal(copy.deepcopy(d.journal.entries)))
     d2.poll_interval, d2.delete_timeout = 0.5, 60
     return d2
 
@@ -129,12 +128,12 @@ def test_create_stop_start_restart_kill_rm(stack, demo, clean, tmp_path):
     t0 = time.monotonic()
     d.create()
     print(f"create took {time.monotonic() - t0:.1f}s")
-    server = demo.compute.get_server(d.config["MachineId"])
+    server = demo.compute.get_server(d.config.machine_id)
     assert server.status == "ACTIVE" and server.key_name == "real-1"
     assert server.metadata["machine-name"] == "real-1"
-    assert d.config["IPAddress"].startswith("127.10.0.")
+    assert d.config.ip_address.startswith("127.10.0.")
     assert d.ssh_endpoint().key_path and os.stat(d.ssh_endpoint().key_path).st_mode & 0o777 == 0o600
-    group = demo.network.get_security_group(d.config["SecurityGroupId"])
+    group = demo.network.get_security_group(d.config.security_group_id)
     ports = sorted((r["protocol"], r["port_range_min"]) for r in group.security_group_rules if r.get("port_range_min"))
     assert ports == sorted([("tcp", 22), ("tcp", 2376), ("tcp", 2377), ("tcp", 7946), ("udp", 7946), ("udp", 4789)])
     assert "Password" not in d.config and PASSWORD not in str(d.config)
@@ -155,7 +154,7 @@ def test_create_stop_start_restart_kill_rm(stack, demo, clean, tmp_path):
     from openstack import exceptions as sdk
 
     with pytest.raises(sdk.NotFoundException):
-        demo.compute.get_server(d.config["MachineId"])
+        demo.compute.get_server(d.config.machine_id)
     rm.remove()  # again: nothing to do
 
 
@@ -175,7 +174,7 @@ def test_clouds_yaml_existing_keypair_and_groups(stack, demo, clean, tmp_path, m
         assert [e["kind"] for e in d.journal] == ["port", "server"]
         port = demo.network.get_port(next(e["id"] for e in d.journal if e["kind"] == "port"))
         assert docker.id in port.security_group_ids
-        assert d.secrets == {} and "secret" not in str(d.config)
+        assert d.config.secrets() == {} and "secret" not in str(d.config)
         later(d, tmp_path).remove()
         assert demo.compute.find_keypair("userkey", ignore_missing=True) is not None
         assert demo.network.find_security_group(docker.id, ignore_missing=True) is not None
@@ -189,9 +188,9 @@ def test_server_group_anti_affinity(stack, demo, clean, tmp_path):
                     tag=["ci"], metadata=["purpose=test"])
     d.pre_create_check()
     d.create()
-    group = demo.compute.get_server_group(d.config["ServerGroupId"])
-    assert group.member_ids == [d.config["MachineId"]]
-    server = demo.compute.get_server(d.config["MachineId"])
+    group = demo.compute.get_server_group(d.config.server_group_id)
+    assert group.member_ids == [d.config.machine_id]
+    server = demo.compute.get_server(d.config.machine_id)
     assert server.metadata["purpose"] == "test" and "ci" in (server.tags or [])
     d.remove()
 

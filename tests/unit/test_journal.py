@@ -3,70 +3,51 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from fakes import fake_driver  # noqa: F401
 from machine.api import Machines
-from machine.driver import Driver, Journal
-from machine.model import State
+from machine.driver import DriverContext, Journal
+from machine.errors import MachineError
 
 
-def test_driver_keeps_the_callers_empty_journal():
+def test_driver_keeps_the_callers_empty_journal(tmp_path):
+    from fakes import FakeConfig, FakeDriver
+
     j = Journal()
-    d = Driver("m1", "/tmp/nowhere/machines/m1", {}, journal=j)
+    ctx = DriverContext.scratch("m1", tmp_path / "m1")
+    ctx = DriverContext(**{**ctx.__dict__, "journal": j})
+    d = FakeDriver(FakeConfig(), ctx)
     assert d.journal is j  # an empty journal is falsy: it must not be swapped for a fresh one
 
 
-class RecordingDriver(Driver):
-    """A driver whose create fails after journaling two resources."""
-
-    name = "recording"
-    removed: list = []
-    seen_on_disk: list = []
-
-    def create(self):
-        self.journal.record("thing", "a1")
-        # persisted already: read config.json as another process would
-        store = self.store_path
-        self.seen_on_disk.append(json.loads(open(f"{store}/machines/{self.machine_name}/config.json").read())
-                                 ["Machine"]["Journal"])
-        self.journal.record("thing", "a2")
-        raise RuntimeError("quota exceeded")
-
-    def remove(self):
-        RecordingDriver.removed.extend(e["id"] for e in self.journal)
-
-    def state(self):
-        return State.RUNNING
-
-
-def test_journal_persisted_and_rolled_back(store_path, monkeypatch):
-    import machine.api as api_mod
-
-    monkeypatch.setattr(api_mod, "get_driver_class", lambda name: RecordingDriver)
+def test_journal_persisted_and_rolled_back(store_path, fake_driver):
+    fake_driver.fail_at = "after-first"
     m = Machines(store_path)
-    try:
-        m.create("j1", "recording")
-    except Exception as e:
-        assert "create-host" in str(e) and "quota exceeded" in str(e)
-    else:
-        raise AssertionError("create should have failed")
-    assert RecordingDriver.seen_on_disk == [[{"kind": "thing", "id": "a1"}]]
-    assert RecordingDriver.removed == ["a1", "a2"]  # rollback saw everything
+    with pytest.raises(MachineError) as e:
+        m.create("j1", "fake")
+    assert "create-host" in str(e.value) and "capacity exhausted" in str(e.value)
+    assert fake_driver.journal_on_disk == [[{"kind": "disk", "id": "disk-j1"}]]
+    assert fake_driver.removed == ["disk-j1"] and fake_driver.resources == {}  # rollback saw everything
     assert not (store_path / "machines/j1").exists()
 
 
-def test_keep_on_failure_leaves_journal_for_rm(store_path, monkeypatch):
-    import machine.api as api_mod
+def test_interrupt_rolls_back_everything(store_path, fake_driver):
+    fake_driver.fail_at = "after-all"
+    with pytest.raises(MachineError, match="interrupted during create-host"):
+        Machines(store_path).create("j3", "fake")
+    assert sorted(fake_driver.removed) == ["disk-j3", "vm-j3"] and fake_driver.resources == {}
 
-    RecordingDriver.removed = []
-    monkeypatch.setattr(api_mod, "get_driver_class", lambda name: RecordingDriver)
+
+def test_keep_on_failure_leaves_journal_for_rm(store_path, fake_driver):
+    fake_driver.fail_at = "after-first"
     m = Machines(store_path)
-    try:
-        m.create("j2", "recording", keep_on_failure=True)
-    except Exception as e:
-        assert "machine provision j2" in str(e)
+    with pytest.raises(MachineError, match="machine provision j2"):
+        m.create("j2", "fake", keep_on_failure=True)
     rec = json.loads((store_path / "machines/j2/config.json").read_text())
-    assert [e["id"] for e in rec["Machine"]["Journal"]] == ["a1", "a2"]
+    assert [e["id"] for e in rec["Machine"]["Journal"]] == ["disk-j2"]
     assert rec["Machine"]["Phase"] == "failed" and rec["Machine"]["FailedStep"] == "create-host"
-    assert RecordingDriver.removed == []
+    assert fake_driver.removed == []
     m.rm("j2")
-    assert RecordingDriver.removed == ["a1", "a2"]
+    assert fake_driver.removed == ["disk-j2"]
     assert not (store_path / "machines/j2").exists()

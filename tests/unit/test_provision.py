@@ -308,17 +308,19 @@ def test_pm_busy_and_exit_codes(tmp_path):
 
 
 def test_server_cert_sans_and_check(tmp_path):
+    from fakes import FakeConfig, FakeDriver
     from machine import certs
-    from machine.driver import Driver
+    from machine.driver import DriverContext
     from machine.provision.core import server_cert_ok, server_cert_sans
 
-    class D(Driver):
-        name = "t"
-
+    class D(FakeDriver):
         def engine_endpoint(self, port):
             return "127.0.0.1", 12376
 
-    d = D("node1", tmp_path, {"IPAddress": "10.0.2.15", "PrivateIPAddress": "192.168.77.11"})
+        def private_address(self):
+            return "192.168.77.11"
+
+    d = D(FakeConfig(ip_address="10.0.2.15"), DriverContext.scratch("node1", tmp_path / "node1"))
     host = make_host()
     host.auth.server_cert_sans = ["docker.example.com", "10.0.2.15"]
     facts = F.Facts(os=F.os_info("ID=debian"), hostname="node1-vm")
@@ -377,7 +379,7 @@ def _install(conn, tmp_path, script_body: str, monkeypatch):
     monkeypatch.setattr(core, "RETRY_SLEEP_S", 0.0)
     t0 = time.monotonic()
     with pytest.raises(Exception) as ei:
-        core._install_engine(conn, host, provisioner_for(facts), facts, upgrade=False)
+        core._install_engine(conn, host, provisioner_for(facts), facts, "script", upgrade=False)
     runs = len(counter.read_text().splitlines()) if counter.exists() else 0
     return ei.value, runs, time.monotonic() - t0
 
@@ -407,5 +409,5 @@ def test_download_failure_is_retried(local_conn, tmp_path, monkeypatch):
     facts = F.parse_facts("os:ID=debian\nsystemd=1\ndockerd=\n")
     monkeypatch.setattr(core, "RETRY_SLEEP_S", 0.0)
     with pytest.raises(Exception) as ei:
-        core._install_engine(local_conn, host, provisioner_for(facts), facts, upgrade=False)
+        core._install_engine(local_conn, host, provisioner_for(facts), facts, "script", upgrade=False)
     assert "download failed" in str(ei.value) and "attempt 3 of 3" in str(ei.value)

@@ -339,33 +339,34 @@ def test_fingerprint_matches_openssh(sshd):
 
 # --------------------------------------------------------------------------- CLI: ssh / scp
 
-from machine.driver import Driver  # noqa: E402
+from fakes import FakeDriver  # noqa: E402
+from machine.driver import Capabilities, register_driver  # noqa: E402
 from machine.model import State  # noqa: E402
 
 
-class LoopbackDriver(Driver):
+class LoopbackDriver(FakeDriver):
     """A machine that is just the fixture's sshd."""
 
     name = "sshtest"
+    capabilities = Capabilities()
 
     def state(self):
         return State.RUNNING
 
 
 @pytest.fixture
-def store_with_machine(sshd, tmp_path, monkeypatch):
-    from machine import driver as driver_mod
+def store_with_machine(sshd, tmp_path):
     from machine.model import Host
     from machine.store import Store
 
-    monkeypatch.setitem(driver_mod.BUILTIN, "sshtest", f"{__name__}:LoopbackDriver")
-    monkeypatch.setattr(driver_mod, "_entry_points", lambda: [])
+    register_driver("sshtest", LoopbackDriver)
     store = Store(tmp_path / "store")
     store.reserve("m1")
     store.save(Host(name="m1", driver_name="sshtest",
                     driver={"IPAddress": "127.0.0.1", "SSHPort": sshd.port, "SSHUser": "root",
                             "SSHKeyPath": str(sshd.client_key)}))
-    return store
+    yield store
+    register_driver("sshtest", None)
 
 
 def cli(store, *args) -> int:

@@ -72,7 +72,7 @@ def test_save_load_roundtrip_and_modes(store_path):
     assert raw["HostOptions"]["AuthOptions"]["CaCertPath"] == "certs/ca.pem"
     back = s.load("n1")
     assert back.auth.ca_cert_path == str(store_path / "certs" / "ca.pem")
-    assert back.driver["URL"] == "tcp://127.0.0.1:2376"
+    assert back.driver.to_record()["URL"] == "tcp://127.0.0.1:2376" and back.ip == "127.0.0.1"
 
 
 def test_moved_store_still_resolves(store_path, tmp_path):

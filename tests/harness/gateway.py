@@ -1,4 +1,4 @@
-"""A test-only TCP gateway: OpenStack server addresses on loopback -> real VMs.
+"""A test-only TCP gateway: cloud server addresses on loopback -> real pooled VMs.
 
 The test cloud's servers (Nova's fake virt driver) get addresses from the flat network
 127.10.0.0/24 but are not machines. This gateway listens on those addresses, on the ports
@@ -28,7 +28,7 @@ import socket
 import threading
 from typing import Iterable, Mapping, Sequence
 
-log = logging.getLogger("tests.openstack.gateway")
+log = logging.getLogger("tests.harness.gateway")
 
 #: the test cloud's allocation pool on public-flat (stack.py)
 DEFAULT_ADDRESSES = tuple(f"127.10.0.{i}" for i in range(50, 100))

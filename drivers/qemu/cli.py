@@ -1,9 +1,11 @@
-"""`machine image`: build and list the offline Debian images the qemu driver boots."""
+"""`machine image`: build and list the offline Debian images the qemu driver boots.
+
+Contributed by the qemu driver through the "machine.commands" entry point."""
 from __future__ import annotations
 
 import click
 
-from .common import pass_api
+from ...cli.common import pass_api
 
 
 @click.group()
@@ -18,12 +20,12 @@ def image():
 @pass_api
 def build(api, engine, force):
     """Build the image offline with mmdebstrap (cached by recipe hash)."""
-    from ..drivers.qemu import image as images
+    from . import image as images
 
-    cached = images.cached_image(api.store, engine)
+    cached = images.cached_image(api.cache_dir, engine)
     if cached and not force:
         click.echo(f"up to date: {cached.dir}", err=True)
-    paths = images.build_image(api.store, engine=engine, force=force,
+    paths = images.build_image(api.cache_dir, engine=engine, force=force,
                                log=lambda msg: click.echo(msg, err=True))
     click.echo(str(paths.dir))
 
@@ -33,9 +35,9 @@ def build(api, engine, force):
 @pass_api
 def ls(api, quiet):
     """List cached images; CURRENT marks the ones this version builds."""
-    from ..drivers.qemu import image as images
+    from . import image as images
 
-    rows = images.list_images(api.store)
+    rows = images.list_images(api.cache_dir)
     if quiet:
         for r in rows:
             click.echo(r["path"])
