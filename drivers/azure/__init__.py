@@ -30,6 +30,8 @@ POWER_STATE = {
     "running": State.RUNNING, "starting": State.STARTING, "stopping": State.STOPPING,
     "stopped": State.STOPPED, "deallocating": State.STOPPING, "deallocated": State.STOPPED,
 }
+#: tag on every resource Machine creates (the machine that made it): shared ones carrying it may be cleaned up
+TAG = "machine-name"
 SWARM_PORTS = ((2377, "Tcp"), (7946, "Tcp"), (7946, "Udp"), (4789, "Udp"))
 
 
@@ -131,10 +133,10 @@ class AzureDriver(Driver):
                 low = [x.lower() for x in p]
                 rg = p[3]
                 if "galleries" in low:
-                    g = p[low.index("galleries") + 1]
-                    img = p[low.index("images") + 1]
-                    if "versions" in low:
-                        compute.gallery_image_versions.get(rg, g, img, p[low.index("versions") + 1])
+                    gi = low.index("galleries")
+                    g, img = p[gi + 1], p[gi + 3] if len(p) > gi + 3 else ""
+                    if len(p) > gi + 5:
+                        compute.gallery_image_versions.get(rg, g, img, p[gi + 5])
                     else:
                         compute.gallery_images.get(rg, g, img)
                 else:
@@ -181,7 +183,7 @@ class AzureDriver(Driver):
         from azure.mgmt.network import models as nm
 
         tags = dict(c.tags or {})
-        tags.setdefault("machine-name", self.machine_name)
+        tags.setdefault(TAG, self.machine_name)
         c.ssh_key_path, public_key = keys.generate(self.machine_dir, comment=f"machine-{self.machine_name}")
         loc, rg = c.location, c.resource_group
         vnet_rg, vnet_name = c.vnet_group_and_name()
@@ -273,20 +275,35 @@ class AzureDriver(Driver):
 
     def _ensure_group(self, rg: str, tags: dict) -> None:
         c, az = self.config, self.az
+        gid = R.group_id(c.subscription_id, rg)
         with translate(f"look up resource group {rg}"):
-            exists = az.resource.resource_groups.check_existence(rg)
-        if exists:
+            try:
+                group = az.resource.resource_groups.get(rg)
+            except Exception as e:
+                if error_code(e) != "ResourceGroupNotFound" and not is_not_found(e):
+                    raise
+                group = None
+        if group is not None:
+            self._adopt("resource_group", gid, rg, group.tags)
             return
-        self.journal.record("resource_group", R.group_id(c.subscription_id, rg), name=rg, shared=True)
+        self.journal.record("resource_group", gid, name=rg, shared=True)
         with translate(f"create resource group {rg}"):
             az.resource.resource_groups.create_or_update(rg, {"location": c.location, "tags": tags})
+
+    def _adopt(self, kind: str, rid: str, name: str, tags) -> None:
+        """A shared resource another machine made (it carries our tag) is this machine's to clean
+        up too, when it is the last user; a resource the user made is never touched."""
+        if (tags or {}).get(TAG) and not any(e["id"] == rid for e in self.journal.entries):
+            self.journal.record(kind, rid, name=name, shared=True, adopted=True)
 
     def _ensure_availability_set(self, cm, tags: dict) -> str:
         c, az = self.config, self.az
         rid = self._rid("availability_set", c.availability_set)
         with translate(f"look up availability set {c.availability_set}"):
             try:
-                return az.compute.availability_sets.get(c.resource_group, c.availability_set).id
+                aset = az.compute.availability_sets.get(c.resource_group, c.availability_set)
+                self._adopt("availability_set", rid, c.availability_set, aset.tags)
+                return aset.id
             except Exception as e:
                 if not is_not_found(e):
                     raise
@@ -317,9 +334,13 @@ class AzureDriver(Driver):
                         address_space=nm.AddressSpace(address_prefixes=[c.subnet_prefix])))
             self._wait(poller, f"create virtual network {vnet_name}")
         else:
+            self._adopt("vnet", vnet_id, vnet_name, vnet.tags)
+            sid = R.subnet_id(c.subscription_id, vnet_rg, vnet_name, c.subnet)
             with translate(f"look up subnet {c.subnet}"):
                 try:
-                    return az.network.subnets.get(vnet_rg, vnet_name, c.subnet)
+                    subnet = az.network.subnets.get(vnet_rg, vnet_name, c.subnet)
+                    self._adopt("subnet", sid, c.subnet, vnet.tags)
+                    return subnet
                 except Exception as e:
                     if not is_not_found(e):
                         raise

@@ -323,7 +323,7 @@ class AzureEmulator(Emulator):
         self.resources[rid.lower()] = res
         if not lro:
             res["properties"].pop("provisioningState", None)
-            return (200 if existing else 201), res
+            return 200, res   # availabilitySets: 200 only (the reference lists no 201)
 
         def done():
             res["properties"]["provisioningState"] = "Succeeded"
