@@ -507,17 +507,30 @@ class AzureDriver(Driver):
         self._vm_action("restart", f"restart VM {self.machine_name}")
 
     def state(self) -> State:
-        c = self.config
-        with translate(f"read the state of VM {self.machine_name}"):
+        from .status import instance_view_statuses
+
+        return state_of(instance_view_statuses(self.config, self.machine_name))
+
+    @classmethod
+    def batch_states(cls, drivers: list["AzureDriver"]) -> dict[str, State] | None:
+        """One list call per subscription and endpoint (`ls`), without the management SDKs."""
+        from .status import list_statuses
+
+        out: dict[str, State] = {}
+        groups: dict[tuple, list] = {}
+        for d in drivers:
+            c = d.config
+            groups.setdefault((c.subscription_id, c.arm_endpoint(), c.client_id, c.tenant_id), []).append(d)
+        for members in groups.values():
             try:
-                view = self.az.compute.virtual_machines.instance_view(c.resource_group, self.machine_name)
-            except Exception as e:
-                if is_not_found(e):
-                    raise NotFound(f"VM {self.machine_name} does not exist in resource group {c.resource_group}",
-                                   f"it was deleted outside Machine; remove the record: machine rm -f "
-                                   f"{self.machine_name}") from None
-                raise
-        return state_of(view.statuses or [])
+                statuses = list_statuses(members[0].config)
+            except MachineError:
+                continue   # each machine is then asked on its own, and shows its own error
+            for d in members:
+                found = statuses.get(d._rid("vm").lower())
+                if found is not None:
+                    out[d.machine_name] = state_of(found)
+        return out
 
     # ---- addresses -------------------------------------------------------------------------------
     def default_engine_port(self) -> int | None:

@@ -73,12 +73,17 @@ class GoogleDriver(Driver):
                 if elapsed >= timeout:
                     raise GoogleError(f"{what} did not finish within {timeout:.0f}s",
                                       "raise --google-timeout, or look at the operation in the console")
-                if zone:
-                    op = self.gc.zone_operations.wait(project=c.project, zone=c.zone, operation=name,
-                                                      timeout=min(self.poll_step * 6, timeout - elapsed))
-                else:
-                    op = self.gc.global_operations.wait(project=c.project, operation=name,
-                                                        timeout=min(self.poll_step * 6, timeout - elapsed))
+                # the server's wait returns when the operation is done or after about two minutes
+                left = max(1.0, min(150.0, timeout - elapsed))
+                try:
+                    if zone:
+                        op = self.gc.zone_operations.wait(project=c.project, zone=c.zone, operation=name,
+                                                          timeout=left)
+                    else:
+                        op = self.gc.global_operations.wait(project=c.project, operation=name, timeout=left)
+                except Exception as e:
+                    if type(e).__name__ not in ("ReadTimeout", "Timeout", "DeadlineExceeded", "ConnectTimeout"):
+                        raise
                 if time.monotonic() - last >= self.report_every:
                     last = time.monotonic()
                     self.ctx.report(f"{what}: {getattr(op.status, 'name', op.status)} ({last - t0:.0f}s)")
@@ -367,17 +372,29 @@ class GoogleDriver(Driver):
         self.start()
 
     def state(self) -> State:
-        c = self.config
-        with translate(f"read the state of instance {self.machine_name}"):
+        from .status import instance_status
+
+        return STATUS_STATE.get(instance_status(self.config, self.machine_name), State.NONE)
+
+    @classmethod
+    def batch_states(cls, drivers: list["GoogleDriver"]) -> dict[str, State] | None:
+        """One aggregated list per project and endpoint (`ls`), without the Compute SDK."""
+        from .status import project_statuses
+
+        out: dict[str, State] = {}
+        groups: dict[tuple, list] = {}
+        for d in drivers:
+            groups.setdefault((d.config.project, d.config.endpoint), []).append(d)
+        for members in groups.values():
             try:
-                inst = self.gc.instances.get(project=c.project, zone=c.zone, instance=self.machine_name)
-            except Exception as e:
-                if is_not_found(e):
-                    raise NotFound(f"instance {self.machine_name} does not exist in {c.project}/{c.zone}",
-                                   f"it was deleted outside Machine; remove the record: machine rm -f "
-                                   f"{self.machine_name}") from None
-                raise
-        return STATUS_STATE.get(str(inst.status), State.NONE)
+                statuses = project_statuses(members[0].config)
+            except MachineError:
+                continue   # each machine is then asked on its own, and shows its own error
+            for d in members:
+                status = statuses.get((d.config.zone, d.machine_name))
+                if status is not None:
+                    out[d.machine_name] = STATUS_STATE.get(status, State.NONE)
+        return out
 
     # ---- addresses --------------------------------------------------------------------------------------
     def addresses(self) -> list[str]:

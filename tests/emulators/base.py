@@ -122,7 +122,7 @@ class Emulator:
                                      delay=delay))
 
     def slow(self, match: Callable[[str, str], bool], seconds: float) -> None:
-        """Delay the answers to matching calls (a window for Ctrl-C)."""
+        """Answer matching calls late (after doing what they ask): a window for Ctrl-C."""
         self.delays.append((match, seconds))
 
     def api_calls(self, *, mutating: bool = False) -> list[Call]:
@@ -181,9 +181,6 @@ class Emulator:
                         break
         if call is not None and self.on_call:
             self.on_call(method, path)
-        for match, seconds in self.delays:
-            if match(method, path):
-                time.sleep(seconds)
         try:
             if fault is not None:
                 if fault.delay:
@@ -207,6 +204,9 @@ class Emulator:
             status, out, headers = r.status, r.body, r.headers
         if call is not None:
             call.status = status
+        for match, seconds in self.delays:
+            if match(method, path):
+                time.sleep(seconds)   # done, but the answer is late: the window a Ctrl-C falls into
         data = b"" if out is None else (out if isinstance(out, bytes) else json.dumps(out).encode())
         try:
             h.send_response(status)
