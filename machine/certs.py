@@ -12,9 +12,14 @@ This module imports `cryptography` at module level, so keep it off the
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import math
 import os
+import re
+import secrets
+import shutil
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import MachineError
-from .fsutil import PRIVATE_FILE, PUBLIC_FILE, atomic_write
+from .fsutil import (PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE, STALE_AFTER_S, atomic_write, ensure_dir, fsync_dir,
+                     is_stale, remove_path, sweep_temp_files)
 
 KEY_TYPES = ("ecdsa", "rsa2048", "rsa4096")  # ecdsa = P-256, the default
 
@@ -169,12 +175,20 @@ def ensure_ca_and_client(
     (every machine's server cert hangs off it); a missing client pair is
     re-issued from it. A new CA always gets a new client pair. Half a CA
     (only one of ca.pem / ca-key.pem) is an error rather than a silent new CA.
+    Files that are there but garbled or do not belong together are reported
+    with one line naming the file.
+
+    Crash-safe: a new CA and its client pair are built in a temp folder
+    (`.machine-certs-PID-RANDOM`) beside certs_dir and renamed into place in
+    one step, so kill -9 at any moment leaves either no CA or a whole one.
+    Stale temp folders and files of earlier, killed runs are swept first.
     The caller holds the store lock.
     """
     d = Path(certs_dir)
+    sweep_stale(d)
     ca_cert, ca_key = d / CA_CERT, d / CA_KEY
     cl_cert, cl_key = d / CLIENT_CERT, d / CLIENT_KEY
-    have_cert, have_key = ca_cert.exists(), ca_key.exists()
+    have_cert, have_key = os.path.lexists(ca_cert), os.path.lexists(ca_key)
 
     if have_cert != have_key:
         present, missing = (ca_cert, ca_key) if have_cert else (ca_key, ca_cert)
@@ -184,16 +198,131 @@ def ensure_ca_and_client(
             "(existing machines then need `machine regenerate-certs`)",
         )
 
-    created = False
     if not have_cert:
-        generate_ca(ca_cert, ca_key, org=org, key_type=key_type, days=ca_days)
-        created = True
-    if created or not (cl_cert.exists() and cl_key.exists()):
-        generate_client_cert(
-            ca_cert, ca_key, cl_cert, cl_key, org=org, key_type=key_type, days=client_days
-        )
-        created = True
-    return created
+        _create_ca_dir(d, org=org, key_type=key_type, ca_days=ca_days, client_days=client_days)
+        return True
+
+    ca = _load_cert(ca_cert, what="CA certificate")
+    ca_k = _load_key(ca_key, what="CA key")
+    _check_pair(ca, ca_cert, ca_k, ca_key)
+    if os.path.lexists(cl_cert) and os.path.lexists(cl_key):
+        check_client_pair(d)
+        return False
+    # Re-issue the client pair: drop the lone cert first, so that "cert.pem exists"
+    # always means the key written before it belongs to it (a kill between the two
+    # writes leaves a key without a cert, which the next run re-issues).
+    _unlink(cl_cert)
+    generate_client_cert(ca_cert, ca_key, cl_cert, cl_key, org=org, key_type=key_type, days=client_days)
+    return True
+
+
+def check_client_pair(certs_dir) -> None:
+    """Raise MachineError naming the file unless certs_dir's CA and client pair parse,
+    belong together, and the client certificate is signed by the CA."""
+    d = Path(certs_dir)
+    ca = _load_cert(d / CA_CERT, what="CA certificate")
+    ca_k = _load_key(d / CA_KEY, what="CA key")
+    _check_pair(ca, d / CA_CERT, ca_k, d / CA_KEY)
+    cl = _load_cert(d / CLIENT_CERT, what="client certificate")
+    cl_k = _load_key(d / CLIENT_KEY, what="client key")
+    _check_pair(cl, d / CLIENT_CERT, cl_k, d / CLIENT_KEY)
+    _check_signed_by(cl, d / CLIENT_CERT, ca, d / CA_CERT)
+
+
+#: temp folders a CA is built in, beside the certs folder: .machine-certs-PID-RANDOM
+#: (being built), .machine-certs-ready-PID-RANDOM (complete, about to replace the
+#: certs folder), .machine-certs-old-PID-RANDOM (the replaced folder, being removed)
+TEMP_PREFIX = ".machine-certs-"
+_TEMP_DIR_RE = re.compile(r"^\.machine-certs-(?:(?P<kind>ready|old)-)?(?P<pid>\d+)-[0-9a-f]+$")
+_OURS = (CA_CERT, CA_KEY, CLIENT_CERT, CLIENT_KEY)
+
+
+def sweep_stale(certs_dir, *, max_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove leftovers of killed CA creations and writes; the caller holds the store lock.
+
+    Temp folders beside certs_dir (ours by their prefix) whose pid is dead or that
+    are older than max_age_s are removed, except a complete (`ready`) one when the
+    certs folder itself is gone: a run killed between its two renames is finished
+    by moving that one into place. atomic_write's stale temp files inside
+    certs_dir (one may be a copy of the CA key) are removed too.
+    """
+    d = Path(certs_dir)
+    parent = d.parent
+    removed: list[Path] = []
+    try:
+        entries = sorted(os.scandir(parent), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for e in entries:
+        m = _TEMP_DIR_RE.match(e.name)
+        if not m:
+            continue
+        pid = int(m.group("pid"))
+        if pid == os.getpid() or not is_stale(e.path, pid, max_age_s=max_age_s):
+            continue
+        if (m.group("kind") == "ready" and not os.path.lexists(d) and e.is_dir(follow_symlinks=False)
+                and (Path(e.path) / CA_CERT).is_file() and (Path(e.path) / CA_KEY).is_file()):
+            os.rename(e.path, d)
+            fsync_dir(parent)
+            continue
+        if remove_path(e.path):
+            removed.append(Path(e.path))
+    if d.is_dir() and not d.is_symlink():
+        removed += sweep_temp_files(d, max_age_s=max_age_s)
+    return removed
+
+
+def _create_ca_dir(d: Path, *, org: str, key_type: str, ca_days: int, client_days: int) -> None:
+    parent = d.parent
+    ensure_dir(parent, PRIVATE_DIR)
+    tag = f"{os.getpid()}-{secrets.token_hex(6)}"
+    build = parent / f"{TEMP_PREFIX}{tag}"
+    ready = parent / f"{TEMP_PREFIX}ready-{tag}"
+    old = parent / f"{TEMP_PREFIX}old-{tag}"
+    os.mkdir(build, PRIVATE_DIR)
+    os.chmod(build, PRIVATE_DIR)
+    try:
+        generate_ca(build / CA_CERT, build / CA_KEY, org=org, key_type=key_type, days=ca_days)
+        generate_client_cert(build / CA_CERT, build / CA_KEY, build / CLIENT_CERT, build / CLIENT_KEY,
+                             org=org, key_type=key_type, days=client_days)
+        # Anything else the old folder held (not ours to drop) moves along with it.
+        if d.is_dir() and not d.is_symlink():
+            for e in os.scandir(d):
+                if e.name in _OURS or _TEMP_FILE_NAME(e.name) or not e.is_file(follow_symlinks=False):
+                    continue
+                shutil.copy2(e.path, build / e.name)
+        fsync_dir(build)
+        os.rename(build, ready)  # complete: from here a sweep finishes the job rather than undo it
+        fsync_dir(parent)
+    except BaseException:
+        remove_path(build)
+        raise
+    if os.path.lexists(d):
+        try:
+            os.rename(ready, d)  # replaces an empty folder in one step
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                remove_path(ready)
+                raise
+            os.rename(d, old)
+            os.rename(ready, d)
+            fsync_dir(parent)
+            remove_path(old)
+    else:
+        os.rename(ready, d)
+    os.chmod(d, PRIVATE_DIR)
+    fsync_dir(parent)
+
+
+def _TEMP_FILE_NAME(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 # --------------------------------------------------------------------------- inspection
@@ -432,16 +561,47 @@ def _write_pair(cert, key, cert_path, key_path) -> None:
     atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE)
 
 
+#: no PEM certificate or key we handle comes near this; a bigger "file" is not one
+MAX_PEM_BYTES = 1 << 20
+
+
 def _read(path, what: str, flag: str | None) -> bytes:
     try:
-        return Path(path).read_bytes()
+        return read_small_file(path, MAX_PEM_BYTES)
     except FileNotFoundError:
         raise MachineError(
             f"{what} {path} not found",
             f"check the path given with {flag}" if flag else "check the path, or regenerate it",
         ) from None
+    except ValueError as e:  # not a regular file, or too big
+        raise MachineError(f"cannot read {what} {path}: {e}", "give the path of a PEM file") from None
     except OSError as e:
         raise MachineError(f"cannot read {what} {path}: {e.strerror or e}", "check its permissions") from None
+
+
+def read_small_file(path, limit: int) -> bytes:
+    """Read a regular file of at most `limit` bytes; a FIFO, device or folder raises
+    ValueError at once instead of blocking or reading forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{st.st_size} bytes, more than {limit}")
+        chunks = []
+        total = 0
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            total += len(b)
+            if total > limit:
+                raise ValueError(f"more than {limit} bytes")
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _load_cert(path, *, what: str = "certificate", flag: str | None = None) -> x509.Certificate:

@@ -620,3 +620,155 @@ def test_tls_client_rejects_wrong_hostname(ca, server_pair, client_pair):
             tls_client(ca, srv.port, "other.example.test", client_pair)
     finally:
         srv.close()
+
+
+# --------------------------------------------------------------------------- issue 13: crash-safe CA, garbled files
+
+
+def _pair_matches(d: Path) -> None:
+    certs.check_client_pair(d)  # raises MachineError naming the file otherwise
+
+
+def test_ensure_builds_ca_in_a_temp_folder_and_renames_it_into_place(tmp_path, monkeypatch):
+    # Stop right after the CA key is written, as kill -9 would: the certs folder
+    # must hold no half CA, and the next run must create a whole one.
+    d = tmp_path / "certs"
+    d.mkdir()
+    real = certs.generate_client_cert
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(certs, "generate_client_cert", boom)
+    with pytest.raises(KeyboardInterrupt):
+        certs.ensure_ca_and_client(d)
+    assert sorted(os.listdir(d)) == []
+    monkeypatch.setattr(certs, "generate_client_cert", real)
+    assert certs.ensure_ca_and_client(d) is True
+    _pair_matches(d)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["certs"]  # no temp folder left
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_sweep_removes_dead_writers_leftovers_and_finishes_a_ready_ca(tmp_path):
+    d = tmp_path / "certs"
+    pid = _dead_pid()
+    # a killed build (half a CA, a copy of the CA key among it) and a killed write inside certs/
+    half = tmp_path / f".machine-certs-{pid}-abc123"
+    half.mkdir()
+    (half / "ca-key.pem").write_text("secret")
+    d.mkdir()
+    stray = d / f".ca-key.pem.{pid}.0123456789ab.tmp"
+    stray.write_text("secret")
+    legacy = d / ".ca-key.pem.k2j_9xQz.tmp"  # tempfile.mkstemp name of older versions
+    legacy.write_text("secret")
+    os.utime(legacy, (0, 0))
+    young_live = d / f".cert.pem.{os.getppid()}.0123456789ab.tmp"
+    young_live.write_text("in progress")
+    certs.sweep_stale(d)
+    assert not half.exists() and not stray.exists() and not legacy.exists()
+    assert young_live.exists()  # a live writer's, under a minute old
+
+    # killed between the two renames: the complete CA is moved into place, not deleted
+    shutil.rmtree(d)
+    ready = tmp_path / f".machine-certs-ready-{pid}-abc124"
+    certs.generate_ca(tmp_path / "x-ca.pem", tmp_path / "x-ca-key.pem")
+    ready.mkdir()
+    for src, dst in (("x-ca.pem", "ca.pem"), ("x-ca-key.pem", "ca-key.pem")):
+        (tmp_path / src).rename(ready / dst)
+    ca_fp = certs.cert_info(ready / "ca.pem").fingerprint_sha256
+    assert certs.ensure_ca_and_client(d) is True  # re-issues the client pair only
+    assert certs.cert_info(d / "ca.pem").fingerprint_sha256 == ca_fp
+    _pair_matches(d)
+    assert not ready.exists()
+
+
+def test_ensure_keeps_other_files_of_a_certs_folder_without_ca(tmp_path):
+    d = tmp_path / "certs"
+    d.mkdir()
+    (d / "notes.txt").write_text("mine")
+    (d / "cert.pem").write_text("stale client cert of a lost CA")
+    assert certs.ensure_ca_and_client(d)
+    assert (d / "notes.txt").read_text() == "mine"
+    _pair_matches(d)
+    assert [p.name for p in tmp_path.iterdir()] == ["certs"]
+
+
+def test_lone_client_cert_is_dropped_before_the_new_key_is_written(tmp_path, monkeypatch):
+    d = tmp_path / "certs"
+    certs.ensure_ca_and_client(d)
+    (d / "key.pem").unlink()
+    real_write = certs.atomic_write
+    calls = []
+
+    def write(path, data, mode=0o644):
+        calls.append(Path(path).name)
+        real_write(path, data, mode)
+        if Path(path).name == "key.pem":
+            raise KeyboardInterrupt  # killed between key and cert
+
+    monkeypatch.setattr(certs, "atomic_write", write)
+    with pytest.raises(KeyboardInterrupt):
+        certs.ensure_ca_and_client(d)
+    monkeypatch.setattr(certs, "atomic_write", real_write)
+    assert not (d / "cert.pem").exists()  # never an old cert beside a new key
+    assert certs.ensure_ca_and_client(d) is True
+    _pair_matches(d)
+
+
+@pytest.mark.parametrize("fname", ["ca.pem", "ca-key.pem", "cert.pem", "key.pem"])
+@pytest.mark.parametrize("garbage", [b"garbage\n", b"-----BEGIN PRIVATE KEY-----\nzz\n-----END PRIVATE KEY-----\n", b""])
+def test_garbled_store_cert_or_key_is_one_line_naming_the_file(tmp_path, fname, garbage):
+    d = tmp_path / "certs"
+    certs.ensure_ca_and_client(d)
+    (d / fname).write_bytes(garbage)
+    if fname in ("ca.pem", "ca-key.pem"):
+        (d / "cert.pem").unlink()  # make ensure do work, so it reads the CA
+    with pytest.raises(MachineError) as ei:
+        certs.ensure_ca_and_client(d)
+        certs.check_client_pair(d)
+    msg = str(ei.value)
+    assert str(d / fname) in msg and "\n" not in msg
+
+
+def test_mismatched_client_pair_is_reported(tmp_path):
+    d = tmp_path / "certs"
+    certs.ensure_ca_and_client(d)
+    other = tmp_path / "other"
+    certs.ensure_ca_and_client(other)
+    shutil.copy(other / "key.pem", d / "key.pem")
+    with pytest.raises(MachineError, match="key.pem does not match"):
+        certs.ensure_ca_and_client(d)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir", "devzero"])
+def test_special_file_in_place_of_a_pem_fails_at_once(tmp_path, kind):
+    p = tmp_path / "ca.pem"
+    if kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "dir":
+        p.mkdir()
+    else:
+        p.symlink_to("/dev/zero")
+    with pytest.raises(MachineError, match="not a regular file") as ei:
+        certs.cert_info(p)
+    assert str(p) in str(ei.value)
+
+
+def test_ensure_ca_under_umask_000(tmp_path):
+    old = os.umask(0)
+    try:
+        d = tmp_path / "store" / "certs"
+        certs.ensure_ca_and_client(d)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in d.iterdir()}
+    assert modes == {"ca.pem": 0o644, "ca-key.pem": 0o600, "cert.pem": 0o644, "key.pem": 0o600}
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert stat.S_IMODE(d.parent.stat().st_mode) == 0o700
