@@ -18,7 +18,7 @@ import os
 import time
 
 from ...driver import Capabilities, Driver
-from ...errors import MachineError, NotFound, UsageError
+from ...errors import MachineError, NotFound
 from ...model import State
 from . import keys, resources as R
 from .errors import AuthFailed, AzureError, QuotaExceeded, convert, error_code, is_not_found, translate
@@ -104,8 +104,10 @@ class AzureDriver(Driver):
             sizes = {s.name.lower(): s for s in az.compute.virtual_machine_sizes.list(c.location)}
         size = sizes.get(c.size.lower())
         if size is None:
-            near = sorted(n for n in (s.name for s in sizes.values()) if n.lower().startswith(c.size.lower()[:10]))
-            raise UsageError(f"VM size {c.size} is not offered in {c.location}",
+            import difflib
+
+            near = difflib.get_close_matches(c.size, [s.name for s in sizes.values()], n=5, cutoff=0.5)
+            raise NotFound(f"VM size {c.size} is not offered in {c.location}",
                              "choose another --azure-size" + (f", e.g. {', '.join(near[:5])}" if near else ""))
         self._check_image()
         self._check_quota(size.number_of_cores)
@@ -119,7 +121,7 @@ class AzureDriver(Driver):
                         raise
                     exists = False
             if exists:
-                raise UsageError(f"a VM named {self.machine_name} already exists in resource group "
+                raise AzureError(f"a VM named {self.machine_name} already exists in resource group "
                                  f"{c.resource_group}", "pick another machine name or --azure-resource-group")
         self._checked = checked
 
@@ -144,7 +146,7 @@ class AzureDriver(Driver):
             elif ref["version"].lower() == "latest":
                 found = compute.virtual_machine_images.list(c.location, ref["publisher"], ref["offer"], ref["sku"])
                 if not found:
-                    raise UsageError(f"image {c.image} is not available in {c.location}", hint)
+                    raise NotFound(f"image {c.image} is not available in {c.location}", hint)
             else:
                 compute.virtual_machine_images.get(c.location, ref["publisher"], ref["offer"], ref["sku"],
                                                    ref["version"])
@@ -152,7 +154,7 @@ class AzureDriver(Driver):
             raise
         except Exception as e:
             if is_not_found(e):
-                raise UsageError(f"image {c.image} is not available in {c.location}", hint) from None
+                raise NotFound(f"image {c.image} is not available in {c.location}", hint) from None
             raise convert(e, "look up the image") from e
 
     def _check_quota(self, cores: int) -> None:

@@ -16,7 +16,7 @@ import os
 import time
 
 from ...driver import Capabilities, Driver
-from ...errors import MachineError, NotFound, UsageError
+from ...errors import MachineError, NotFound
 from ...model import State
 from . import keys
 from .errors import AuthFailed, GoogleError, QuotaExceeded, convert, is_not_found, translate
@@ -108,7 +108,7 @@ class GoogleDriver(Driver):
                 mt = gc.machine_types.get(project=c.project, zone=c.zone, machine_type=c.machine_type)
             except Exception as e:
                 if is_not_found(e):
-                    raise UsageError(f"machine type {c.machine_type} is not offered in {c.zone}",
+                    raise NotFound(f"machine type {c.machine_type} is not offered in {c.zone}",
                                      "choose another --google-machine-type (gcloud compute machine-types list)") from None
                 raise
         checked["cpus"] = int(mt.guest_cpus)
@@ -118,7 +118,7 @@ class GoogleDriver(Driver):
                 gc.disk_types.get(project=c.project, zone=c.zone, disk_type=c.disk_type)
             except Exception as e:
                 if is_not_found(e):
-                    raise UsageError(f"disk type {c.disk_type} does not exist in {c.zone}",
+                    raise NotFound(f"disk type {c.disk_type} does not exist in {c.zone}",
                                      "choose another --google-disk-type") from None
                 raise
         gpus = None
@@ -129,11 +129,11 @@ class GoogleDriver(Driver):
                     acc = gc.accelerator_types.get(project=c.project, zone=c.zone, accelerator_type=kind)
                 except Exception as e:
                     if is_not_found(e):
-                        raise UsageError(f"accelerator {kind} is not offered in {c.zone}",
+                        raise NotFound(f"accelerator {kind} is not offered in {c.zone}",
                                          "choose another type or zone (gcloud compute accelerator-types list)") from None
                     raise
             if acc.maximum_cards_per_instance and count > acc.maximum_cards_per_instance:
-                raise UsageError(f"{kind} allows at most {acc.maximum_cards_per_instance} per instance",
+                raise GoogleError(f"{kind} allows at most {acc.maximum_cards_per_instance} per instance",
                                  "lower the count in --google-accelerator")
             gpus = (kind, count)
         with translate(f"look up network {c.network}"):
@@ -143,7 +143,7 @@ class GoogleDriver(Driver):
                     gc.subnetworks.get(project=c.project, region=c.region, subnetwork=c.subnetwork)
             except Exception as e:
                 if is_not_found(e):
-                    raise UsageError(f"network {c.network}{'/' + c.subnetwork if c.subnetwork else ''} does not exist",
+                    raise NotFound(f"network {c.network}{'/' + c.subnetwork if c.subnetwork else ''} does not exist",
                                      "check --google-network and --google-subnetwork") from None
                 raise
         self._check_quota(checked["cpus"], gpus)
@@ -156,7 +156,7 @@ class GoogleDriver(Driver):
                     raise
                 exists = False
         if exists:
-            raise UsageError(f"an instance named {self.machine_name} already exists in {c.project}/{c.zone}",
+            raise GoogleError(f"an instance named {self.machine_name} already exists in {c.project}/{c.zone}",
                              "pick another machine name")
         self._checked = checked
 
@@ -171,7 +171,7 @@ class GoogleDriver(Driver):
                     img = self.gc.images.get(project=project, image=name)
             except Exception as e:
                 if is_not_found(e):
-                    raise UsageError(f"image {c.machine_image} not found",
+                    raise NotFound(f"image {c.machine_image} not found",
                                      "check --google-machine-image (gcloud compute images list)") from None
                 raise
         link = img.self_link
