@@ -187,7 +187,7 @@ class Machines:
                                  f"the machine was kept; fix the cause and run: machine provision {name}, "
                                  f"or remove it: machine rm -f {name}") from exc
             on_step(f"rolling back ({failed_step} failed)")
-            self._rollback(host, driver)
+            self._rollback(host, driver, on_step)
             raise _with_hint(exc, failed_step, "nothing was left behind; fix the cause and create again") from exc
 
     def _timed(self, host: Host, step: str, fn, *a, **kw):
@@ -197,7 +197,10 @@ class Machines:
         finally:
             host.machine.steps[step] = round(time.monotonic() - t0, 3)
 
-    def _rollback(self, host: Host, driver: Driver) -> None:
+    def _rollback(self, host: Host, driver: Driver, on_step: Reporter = lambda s: None) -> None:
+        if driver.capabilities.cloud:  # billable resources: say what goes, so nobody wonders
+            for entry in list(driver.journal):
+                on_step(f"deleting {entry['kind']} {entry['id']}")
         try:
             driver.remove()
         except BaseException as e:  # keep the record so `rm` can finish the job
@@ -400,8 +403,8 @@ class Machines:
 
     def inspect(self, name: str) -> dict:
         host = self.load(name)
-        data = host.to_dict()
-        data.setdefault("Machine", {})["CertExpiry"] = _cert_expiry(host)
+        data = host.inspect_dict()
+        data["Machine"]["CertExpiry"] = _cert_expiry(host)
         return data
 
     def config_flags(self, name: str) -> str:

@@ -533,7 +533,11 @@ def get_driver_class(name: str) -> type[Driver]:
         return _registered[name]
     for ep in _entry_points():
         if ep.name == name and _importable(ep.value):
-            cls = ep.load()
+            try:
+                cls = ep.load()
+            except (ImportError, AttributeError) as e:
+                raise MachineError(f"driver {name} is installed but cannot be loaded ({e})",
+                                   f"reinstall the package that provides it ({ep.value})") from None
             if not (isinstance(cls, type) and issubclass(cls, Driver)):
                 raise MachineError(f"entry point {ep.name} = {ep.value} is not a Driver")
             return cls

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from .layout import DEFAULT_ENGINE_PORT
+
 from .errors import MachineError
 
 
@@ -49,7 +51,7 @@ def get_json(url: str, path: str, *, ca: str, cert: str, key: str, timeout: floa
     parsed = urlparse(url)
     if parsed.scheme not in ("tcp", "https"):
         raise MachineError(f"unsupported engine URL {url!r}", "use tcp://HOST:PORT")
-    host, port = parsed.hostname, parsed.port or 2376
+    host, port = parsed.hostname, parsed.port or DEFAULT_ENGINE_PORT
     conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=tls_context(ca, cert, key))
     try:
         conn.request("GET", path, headers={"Host": "docker"})

@@ -1,8 +1,8 @@
 """Every file and folder name of the machine store, and the defaults shared across modules, once.
 
     STORE/certs/{ca.pem,ca-key.pem,cert.pem,key.pem}
-    STORE/machines/NAME/{config.json,id_*,server.pem,server-key.pem,ca.pem,cert.pem,key.pem,
-                         known_hosts,credentials.json}
+    STORE/machines/NAME/{config.json,machine.json,id_*,server.pem,server-key.pem,ca.pem,cert.pem,
+                         key.pem,known_hosts,credentials.json}
     STORE/cache/            images and downloads, by content hash
     STORE/drivers/DRIVER/   state a driver shares between its machines (e.g. qemu networks)
     STORE/.locks/           one lock file per machine, the store lock and named locks
@@ -28,7 +28,8 @@ SERVER_KEY = "server-key.pem"
 CLIENT_TLS_FILES = (CA_CERT, CLIENT_CERT, CLIENT_KEY)
 
 # per machine
-CONFIG_JSON = "config.json"
+CONFIG_JSON = "config.json"        # docker-machine's fields only: both tools read and write it
+MACHINE_JSON = "machine.json"      # ours alone (journal, phase, …): docker-machine never touches it
 KNOWN_HOSTS = "known_hosts"
 CREDENTIALS = "credentials.json"
 

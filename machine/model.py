@@ -1,9 +1,11 @@
-"""Typed machine records, serialised with docker-machine's config.json field names.
+"""Typed machine records, serialised as docker-machine writes them.
 
-docker-machine (ConfigVersion 3) is the reference format: a store it wrote loads
-here, and a record we write stays readable by its field names. Our own fields live
-under the top-level key "Machine", which docker-machine's Go decoder ignores.
-Unknown keys are kept and written back, so nothing of an old record is lost.
+docker-machine (ConfigVersion 3) is the reference format: config.json holds its fields
+only, with absolute paths, so docker-machine reads and rewrites it without harm. Our
+own data (journal, phase, engine options docker-machine lacks, …) goes to machine.json
+beside it, a file docker-machine never touches: when docker-machine rewrites config.json
+and drops what it does not know, nothing of ours is lost. Unknown keys are kept and
+written back. A store that was moved is rebased on read (recorded store path ≠ actual).
 """
 from __future__ import annotations
 
@@ -64,18 +66,21 @@ def _go_fields(cls, data: dict | None):
     return cls(**kwargs)
 
 
-def _to_go(obj) -> dict:
+def _to_go(obj, *, ours: bool = False) -> dict:
+    """docker-machine's fields (and the kept unknown ones), or with ours=True only our additions."""
     out: dict[str, Any] = {}
     for f in fields(obj):
-        if f.name == "extra":
+        if f.name == "extra" or bool(f.metadata.get("ours")) != ours:
             continue
         out[f.metadata.get("go", f.name)] = getattr(obj, f.name)
-    out.update(obj.extra)
+    if not ours:
+        out.update(obj.extra)
     return out
 
 
-def go(name: str, *, is_list: bool = False):
-    return {"go": name, "list": is_list}
+def go(name: str, *, is_list: bool = False, ours: bool = False):
+    """A field's Go name; `ours` marks fields docker-machine lacks (kept in machine.json)."""
+    return {"go": name, "list": is_list, "ours": ours}
 
 
 class _GoRecord:
@@ -87,6 +92,10 @@ class _GoRecord:
 
     def to_dict(self) -> dict:
         return _to_go(self)
+
+    def own_dict(self) -> dict:
+        """Our fields docker-machine lacks."""
+        return _to_go(self, ours=True)
 
 
 @dataclass
@@ -105,10 +114,11 @@ class EngineOptions(_GoRecord):
     registry_mirror: list = field(default_factory=list, metadata=go("RegistryMirror", is_list=True))
     install_url: str = field(default=DEFAULT_INSTALL_URL, metadata=go("InstallURL"))
     # Ours: docker-machine had no such fields.
-    port: int = field(default=DEFAULT_ENGINE_PORT, metadata=go("Port"))
-    install: str = field(default="", metadata=go("InstallStrategy"))  # "": script, or bundle when one is given
-    bundle: str = field(default="", metadata=go("BundlePath"))
-    live_restore: bool = field(default=True, metadata=go("LiveRestore"))
+    port: int = field(default=DEFAULT_ENGINE_PORT, metadata=go("Port", ours=True))
+    # "": script, or bundle when one is given
+    install: str = field(default="", metadata=go("InstallStrategy", ours=True))
+    bundle: str = field(default="", metadata=go("BundlePath", ours=True))
+    live_restore: bool = field(default=True, metadata=go("LiveRestore", ours=True))
     extra: dict = field(default_factory=dict)
 
     @property
@@ -206,19 +216,27 @@ class Host:
 
     # ---- serialisation -------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict, store_path: str | os.PathLike | None = None) -> "Host":
+    def from_dict(cls, data: dict, store_path: str | os.PathLike | None = None, own: dict | None = None) -> "Host":
+        """A record from config.json's content and machine.json's (`own`; older records kept it
+        in config.json under "Machine"). Paths are rebased when the store was moved."""
         data = dict(data)
         if not isinstance(data.get("Name"), str) or not data.get("Name"):
             raise ValueError("record has no Name")
-        hopts = dict(data.pop("HostOptions", None) or {})
+        own = dict(own if own is not None else {"Machine": data.get("Machine")})
+        data.pop("Machine", None)
+        if not isinstance(own.get("Machine") or {}, dict) or not isinstance(own.get("EngineOptions") or {}, dict):
+            raise ValueError("machine.json is not an object of objects")
+        hopts = dict(_object(data.pop("HostOptions", None), "HostOptions"))
+        engine = dict(_object(hopts.pop("EngineOptions", None), "EngineOptions"))
+        engine.update(own.get("EngineOptions") or {})
         host = cls(
             name=data.pop("Name"),
             driver_name=data.pop("DriverName", "") or "",
-            driver=_base_driver_config(_driver_section(data.pop("Driver", None))),
-            engine=EngineOptions.from_dict(hopts.pop("EngineOptions", None)),
-            swarm=SwarmOptions.from_dict(hopts.pop("SwarmOptions", None)),
-            auth=AuthOptions.from_dict(hopts.pop("AuthOptions", None)),
-            machine=MachineMeta.from_dict(data.pop("Machine", None)),
+            driver=_base_driver_config(_object(data.pop("Driver", None), "Driver")),
+            engine=EngineOptions.from_dict(engine),
+            swarm=SwarmOptions.from_dict(_object(hopts.pop("SwarmOptions", None), "SwarmOptions")),
+            auth=AuthOptions.from_dict(_object(hopts.pop("AuthOptions", None), "AuthOptions")),
+            machine=MachineMeta.from_dict(own.get("Machine")),
             config_version=data.pop("ConfigVersion", CONFIG_VERSION),
             host_options_extra=hopts,
             extra=data,
@@ -227,41 +245,55 @@ class Host:
             host.resolve_paths(store_path)
         return host
 
-    def to_dict(self, store_path: str | os.PathLike | None = None) -> dict:
-        auth = self.auth.to_dict()
-        cfg = self.driver
-        if store_path is not None:
-            auth = _relativise(auth, AuthOptions, store_path)
-            cfg = dataclasses.replace(cfg, store_path=_rel(cfg.store_path, store_path),
-                                      ssh_key_path=_rel(cfg.ssh_key_path, store_path))
-        driver = cfg.to_record()
+    def to_dict(self) -> dict:
+        """config.json's content: docker-machine's fields only, absolute paths."""
         hopts = {"Driver": "", "Memory": 0, "Disk": 0}
         hopts.update(self.host_options_extra)
         hopts["EngineOptions"] = self.engine.to_dict()
         hopts["SwarmOptions"] = self.swarm.to_dict()
-        hopts["AuthOptions"] = auth
+        hopts["AuthOptions"] = self.auth.to_dict()
         out = {
             "ConfigVersion": self.config_version,
-            "Driver": driver,
+            "Driver": self.driver.to_record(),
             "DriverName": self.driver_name,
             "HostOptions": hopts,
             "Name": self.name,
         }
         out.update(self.extra)
+        return out
+
+    def own_dict(self) -> dict:
+        """machine.json's content: what is ours alone."""
+        return {"Machine": self.machine.to_dict(), "EngineOptions": self.engine.own_dict()}
+
+    def inspect_dict(self) -> dict:
+        """Both, as `machine inspect` shows them."""
+        out = self.to_dict()
+        out["HostOptions"]["EngineOptions"].update(self.engine.own_dict())
         out["Machine"] = self.machine.to_dict()
         return out
 
     def resolve_paths(self, store_path: str | os.PathLike) -> None:
-        """Turn store-relative paths back into absolute ones after loading."""
+        """Absolute paths for this store: relative ones (our older records) joined to it, and
+        paths under the store the record was written in moved here when the store was moved."""
+        store = os.path.abspath(store_path)
+        old = self.driver.store_path or (os.path.dirname(self.auth.cert_dir) if self.auth.cert_dir else "")
+        old = os.path.abspath(old) if old and os.path.isabs(old) else store
+
+        def fix(value: str) -> str:
+            if not value:
+                return value
+            if not os.path.isabs(value):
+                return os.path.normpath(os.path.join(store, value))
+            if old != store and (value == old or value.startswith(old.rstrip("/") + "/")):
+                return store + value[len(old.rstrip("/")):] if value != old else store
+            return value
+
         for name in AUTH_PATH_FIELDS:
-            value = getattr(self.auth, name)
-            if value and not os.path.isabs(value):
-                setattr(self.auth, name, os.path.join(store_path, value))
+            setattr(self.auth, name, fix(getattr(self.auth, name)))
         cfg = self.driver
-        for name in ("store_path", "ssh_key_path"):
-            value = getattr(cfg, name)
-            if value and not os.path.isabs(value):
-                setattr(cfg, name, os.path.join(store_path, value))
+        cfg.store_path = fix(cfg.store_path)
+        cfg.ssh_key_path = fix(cfg.ssh_key_path)
 
     # ---- derived facts -------------------------------------------------
     @property
@@ -277,11 +309,11 @@ class Host:
         return ""
 
 
-def _driver_section(value) -> dict:
+def _object(value, what: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError("its Driver field is not an object")
+        raise ValueError(f"its {what} field is not an object")
     return value
 
 
@@ -292,25 +324,3 @@ def host_for_url(ip: str) -> str:
 
 def engine_url(address: str, port: int) -> str:
     return f"tcp://{host_for_url(address)}:{port or DEFAULT_ENGINE_PORT}"
-
-
-def _rel(value: str, store_path) -> str:
-    if not value or not os.path.isabs(value):
-        return value
-    store = os.path.abspath(store_path)
-    try:
-        if os.path.commonpath([store, os.path.abspath(value)]) == store:
-            rel = os.path.relpath(value, store)
-            return "." if rel == "." else rel
-    except ValueError:
-        pass
-    return value
-
-
-def _relativise(auth: dict, cls, store_path) -> dict:
-    auth = dict(auth)
-    for f in fields(cls):
-        if f.name in AUTH_PATH_FIELDS:
-            key = f.metadata["go"]
-            auth[key] = _rel(auth.get(key, ""), store_path)
-    return auth

@@ -130,8 +130,10 @@ class Store:
                 raise CorruptRecord(f"machine {name!r} has no config.json",
                                     f"remove it with: machine rm -f {name}") from None
             raise NotFound(f"machine {name!r} does not exist", "see `machine ls`") from None
+        own_path = self.machine_dir(name) / layout.MACHINE_JSON
         try:
-            host = Host.from_dict(json.loads(raw), store_path=self.path)
+            own = json.loads(own_path.read_text()) if own_path.exists() else None
+            host = Host.from_dict(json.loads(raw), store_path=self.path, own=own)
         except (ValueError, TypeError, AttributeError) as e:
             raise CorruptRecord(f"machine {name!r} has an unreadable config.json ({e})",
                                 f"fix or remove {path} (machine rm -f {name})") from None
@@ -151,8 +153,10 @@ class Store:
         return out
 
     def save(self, host: Host) -> None:
+        """Write machine.json (ours: the journal first, it is what rm needs) then config.json."""
         d = ensure_dir(self.machine_dir(host.name), PRIVATE_DIR)
-        atomic_write_json(d / layout.CONFIG_JSON, host.to_dict(store_path=self.path), mode=PRIVATE_FILE)
+        atomic_write_json(d / layout.MACHINE_JSON, host.own_dict(), mode=PRIVATE_FILE)
+        atomic_write_json(d / layout.CONFIG_JSON, host.to_dict(), mode=PRIVATE_FILE)
 
     def reserve(self, name: str) -> Path:
         """Create the machine folder; fail if the machine already exists."""

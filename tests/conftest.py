@@ -13,6 +13,37 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # from any test module (pytest runs in importlib mode, so tests/ is added here).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+#: installed name -> folder of this checkout it must come from
+CHECKOUT_PACKAGES = {"machine": "machine", "machine.drivers": "drivers", "machine.bootstrap": "bootstrap",
+                     "machine.templates": "templates"}
+
+
+def checkout_mismatches(repo: str = REPO) -> list[str]:
+    """Packages imported from somewhere other than the checkout under test."""
+    import importlib
+
+    bad = []
+    for name, folder in CHECKOUT_PACKAGES.items():
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            bad.append(f"{name} not importable ({e})")
+            continue
+        where = {os.path.realpath(p) for p in getattr(module, "__path__", [])}
+        want = os.path.realpath(os.path.join(repo, folder))
+        if where != {want}:
+            bad.append(f"{name} from {', '.join(sorted(where)) or '?'} (want {want})")
+    return bad
+
+
+def pytest_configure(config):
+    # Another checkout installed in editable mode would silently serve machine.drivers.*:
+    # stop before any test runs against the wrong code.
+    bad = checkout_mismatches()
+    if bad:
+        raise pytest.UsageError("the tests would run against another tree: " + "; ".join(bad)
+                                + f". Run: python3 -m pip install -e {REPO}")
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):

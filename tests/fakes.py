@@ -58,7 +58,7 @@ class FakeDriver(Driver):
         CLOUD.resources[first] = "disk"
         self.journal.record("disk", first)
         # persisted already: read config.json as another process would
-        path = self.machine_dir / "config.json"
+        path = self.machine_dir / "machine.json"
         CLOUD.journal_on_disk.append(json.loads(path.read_text())["Machine"]["Journal"])
         if CLOUD.fail_at == "after-first":
             raise RuntimeError("capacity exhausted")

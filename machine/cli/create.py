@@ -37,8 +37,8 @@ def _click_option(driver_name: str, s) -> click.Option:
         kw.update(is_flag=True, flag_value=True)
     elif s.kind in (list, dict):
         kw["multiple"] = True
-    elif s.choices:
-        kw["type"] = click.Choice([str(c) for c in s.choices])
+    elif s.choices:  # shown here, checked by the driver config (the same message for Python callers)
+        kw["metavar"] = "[" + "|".join(str(c) for c in s.choices) + "]"
     elif s.kind in (int, float):
         kw["metavar"] = "INTEGER" if s.kind is int else "NUMBER"  # the driver config checks the value
     opts = [click.Option(decls, **kw)]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from ..layout import DEFAULT_ENGINE_PORT
+
 REMOTE_CA = "/etc/docker/ca.pem"
 REMOTE_CERT = "/etc/docker/server.pem"
 REMOTE_KEY = "/etc/docker/server-key.pem"
@@ -122,7 +124,7 @@ def render_dropin(host, *, exec_start: list[str]) -> str:
         machine_name=host.name,
         env=[str(x) for x in host.engine.env or []],
         exec_start=exec_start,
-        port=int(host.engine.port or 2376),
+        port=int(host.engine.port or DEFAULT_ENGINE_PORT),
         flags=engine_flags(host.engine.arbitrary_flags),
     )
 

@@ -451,7 +451,7 @@ def test_users_loop_creates_three_working_machines(stack, cloud, vms, gw, user_e
             assert cloud.password not in text
             assert '"SSHUser": "ubuntu"' in text and f'"KeyPairName": "{USERKEYNAME}"' in text
             # what rm will delete is in the record: our port and server, not the user's key pair or groups
-            record = json.loads(text)["Machine"]
+            record = json.loads((store / "machines" / n / "machine.json").read_text())["Machine"]
             assert sorted(e["kind"] for e in record["Journal"]) == ["port", "server"], record["Journal"]
             say(f"{n} steps: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.get("StepTimes", {}).items()))
         kept = _assert_no_password([store, Path(user_env["DOCKER_CONFIG"])], cloud.password)
@@ -503,7 +503,7 @@ def test_create_with_defaults_provisions_and_rm_leaves_nothing(stack, cloud, vms
         assert r.returncode == 0, _tail(r.stderr)
         mid = inventory(cloud.conn, cloud.project.id)
         assert f"machine-{name}" in mid["secgroups"] and name in mid["keypairs"]
-        journal = json.loads((store / "machines" / name / "config.json").read_text())["Machine"]["Journal"]
+        journal = json.loads((store / "machines" / name / "machine.json").read_text())["Machine"]["Journal"]
         assert sorted(e["kind"] for e in journal) == ["keypair", "port", "secgroup", "server"], journal
         host_ip = run(["machine", "ip", name], user_env).stdout.strip()
         assert host_ip in gw.assignments

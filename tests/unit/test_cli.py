@@ -36,7 +36,8 @@ def test_create_none_writes_record_certs_and_context(cli, store_path, two_machin
     cfg = json.loads((store_path / "machines/n1/config.json").read_text())
     assert cfg["ConfigVersion"] == 3 and cfg["DriverName"] == "none" and cfg["Name"] == "n1"
     assert cfg["Driver"]["URL"] == f"tcp://127.0.0.1:{p1}"
-    assert cfg["Machine"]["Phase"] == "ready"
+    assert "Machine" not in cfg  # ours lives beside it, in machine.json
+    assert json.loads((store_path / "machines/n1/machine.json").read_text())["Machine"]["Phase"] == "ready"
     for f in ("ca.pem", "cert.pem", "key.pem"):
         assert (store_path / "machines/n1" / f).exists()
     assert stat.S_IMODE(os.stat(store_path / "machines/n1/key.pem").st_mode) == 0o600

@@ -142,3 +142,45 @@ def test_our_rewrite_stays_readable_by_docker_machine_names(cli, dm_store):
         assert key in raw
     assert raw["Driver"]["HostOnlyCIDR"] == "192.168.99.1/24"
     assert set(dm_config("", "x", "v", {})["HostOptions"]["AuthOptions"]) <= set(raw["HostOptions"]["AuthOptions"])
+
+
+@pytest.mark.parametrize("name", ["default", "legacy-generic"])
+def test_records_round_trip_unchanged(dm_store, name):
+    """Loaded (typed by the driver's own Config where the driver is installed) and saved:
+    config.json is byte-for-byte docker-machine's again; our data went to machine.json."""
+    from machine.api import Machines
+    from machine.errors import MachineError
+
+    path = dm_store / "machines" / name / "config.json"
+    before = json.loads(path.read_text())
+    m = Machines(dm_store)
+    host = m.load(name)
+    try:
+        m.driver_for(host, persist=False)
+    except MachineError:
+        pass  # a driver this install lacks (virtualbox here): its record still round-trips as it was
+    m.store.save(host)
+    assert json.loads(path.read_text()) == before
+    assert json.loads((dm_store / "machines" / name / "machine.json").read_text())["Machine"]["Phase"] == "ready"
+    # a change the user makes is the only difference
+    host.engine.labels.append("team=ops")
+    m.store.save(host)
+    after = json.loads(path.read_text())
+    assert after["HostOptions"]["EngineOptions"].pop("Labels") == ["env=legacy", "team=ops"]
+    before["HostOptions"]["EngineOptions"].pop("Labels")
+    assert after == before
+
+
+def test_docker_machine_rewriting_config_json_loses_nothing_of_ours(dm_store):
+    """docker-machine rewrites config.json with its own fields only; our journal lives beside it."""
+    from machine.api import Machines
+
+    m = Machines(dm_store)
+    host = m.load("legacy-generic")
+    host.machine.journal.append({"kind": "thing", "id": "t1"})
+    host.engine.install = "package"
+    m.store.save(host)
+    path = dm_store / "machines" / "legacy-generic" / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=4))  # what `docker-machine ip` does to it
+    back = m.load("legacy-generic")
+    assert back.machine.journal == [{"kind": "thing", "id": "t1"}] and back.engine.install == "package"

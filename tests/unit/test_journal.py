@@ -44,7 +44,7 @@ def test_keep_on_failure_leaves_journal_for_rm(store_path, fake_driver):
     m = Machines(store_path)
     with pytest.raises(MachineError, match="machine provision j2"):
         m.create("j2", "fake", keep_on_failure=True)
-    rec = json.loads((store_path / "machines/j2/config.json").read_text())
+    rec = json.loads((store_path / "machines/j2/machine.json").read_text())
     assert [e["id"] for e in rec["Machine"]["Journal"]] == ["disk-j2"]
     assert rec["Machine"]["Phase"] == "failed" and rec["Machine"]["FailedStep"] == "create-host"
     assert fake_driver.removed == []

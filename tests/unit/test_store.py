@@ -64,12 +64,14 @@ def test_save_load_roundtrip_and_modes(store_path):
     s.reserve("n1")
     h = Host(name="n1", driver_name="none", driver={"URL": "tcp://127.0.0.1:2376", "IPAddress": "127.0.0.1"})
     h.auth.ca_cert_path = str(store_path / "certs" / "ca.pem")
+    h.driver.store_path = str(store_path)
     s.save(h)
     assert mode(s.machine_dir("n1")) == 0o700
-    assert mode(s.config_path("n1")) == 0o600
+    assert mode(s.config_path("n1")) == 0o600 and mode(s.machine_dir("n1") / "machine.json") == 0o600
     raw = json.loads(s.config_path("n1").read_text())
-    # paths inside the store are stored relative, so the store can be moved
-    assert raw["HostOptions"]["AuthOptions"]["CaCertPath"] == "certs/ca.pem"
+    # absolute paths, as docker-machine writes and reads them (a moved store is rebased on read)
+    assert raw["HostOptions"]["AuthOptions"]["CaCertPath"] == str(store_path / "certs" / "ca.pem")
+    assert "Machine" not in raw and "Port" not in raw["HostOptions"]["EngineOptions"]
     back = s.load("n1")
     assert back.auth.ca_cert_path == str(store_path / "certs" / "ca.pem")
     assert back.driver.to_record()["URL"] == "tcp://127.0.0.1:2376" and back.ip == "127.0.0.1"
@@ -80,10 +82,38 @@ def test_moved_store_still_resolves(store_path, tmp_path):
     s.reserve("n1")
     h = Host(name="n1", driver_name="none")
     h.auth.ca_cert_path = str(store_path / "certs" / "ca.pem")
+    h.auth.store_path = str(store_path / "machines" / "n1")
+    h.auth.client_cert_path = "/etc/elsewhere/cert.pem"   # outside the store: left as it is
+    h.driver.store_path = str(store_path)
     s.save(h)
     moved = tmp_path / "elsewhere"
     os.rename(store_path, moved)
-    assert Store(moved).load("n1").auth.ca_cert_path == str(moved / "certs" / "ca.pem")
+    back = Store(moved).load("n1")
+    assert back.auth.ca_cert_path == str(moved / "certs" / "ca.pem")
+    assert back.auth.store_path == str(moved / "machines" / "n1") and back.driver.store_path == str(moved)
+    assert back.auth.client_cert_path == "/etc/elsewhere/cert.pem"
+
+
+def test_records_of_the_older_layout_migrate_on_write(store_path):
+    """Our earlier versions wrote store-relative paths and kept our data in config.json's "Machine"."""
+    d = store_path / "machines" / "old"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({
+        "ConfigVersion": 3, "Name": "old", "DriverName": "none",
+        "Driver": {"URL": "tcp://127.0.0.1:2376", "StorePath": "."},
+        "HostOptions": {"AuthOptions": {"CaCertPath": "certs/ca.pem", "StorePath": "machines/old"},
+                        "EngineOptions": {"Port": 2376, "InstallStrategy": "script"}},
+        "Machine": {"Phase": "ready", "Journal": [{"kind": "x", "id": "1"}]}}))
+    s = Store(store_path)
+    h = s.load("old")
+    assert h.auth.ca_cert_path == str(store_path / "certs" / "ca.pem") and h.driver.store_path == str(store_path)
+    assert h.machine.journal == [{"kind": "x", "id": "1"}] and h.engine.install == "script"
+    s.save(h)
+    raw = json.loads((d / "config.json").read_text())
+    own = json.loads((d / "machine.json").read_text())
+    assert raw["HostOptions"]["AuthOptions"]["CaCertPath"] == str(store_path / "certs" / "ca.pem")
+    assert "Machine" not in raw and own["Machine"]["Journal"] == [{"kind": "x", "id": "1"}]
+    assert own["EngineOptions"]["InstallStrategy"] == "script"
 
 
 def test_unknown_fields_survive_a_rewrite(store_path):
