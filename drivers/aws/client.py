@@ -34,6 +34,22 @@ def endpoint_of(config) -> str | None:
     return url
 
 
+_loader = None
+
+
+def _botocore_session():
+    """A fresh botocore session sharing one model loader (parsing EC2's model once per process)."""
+    global _loader
+    import botocore.session
+
+    bs = botocore.session.get_session()
+    if _loader is None:
+        _loader = bs.get_component("data_loader")
+    else:
+        bs.register_component("data_loader", _loader)
+    return bs
+
+
 def session(config):
     """A boto3 Session for the config's credentials (typed keys, else boto3's chain, read now)."""
     import boto3
@@ -47,7 +63,7 @@ def session(config):
         kw.update(aws_access_key_id=config.access_key, aws_secret_access_key=config.secret_key,
                   aws_session_token=config.session_token or None)
     try:
-        return boto3.session.Session(profile_name=config.profile or None, **kw)
+        return boto3.session.Session(profile_name=config.profile or None, botocore_session=_botocore_session(), **kw)
     except be.ProfileNotFound as e:
         raise UsageError(f"AWS profile {config.profile!r} not found ({e})",
                          "check --aws-profile / AWS_PROFILE and ~/.aws/config") from None

@@ -30,8 +30,9 @@ UBUNTU_AMI = "ami-785db401"
 
 
 class Gate:
-    def __init__(self, action: str):
+    def __init__(self, action: str, skip: int = 0):
         self.action = action
+        self.skip = skip
         self.reached = threading.Event()
         self._go = threading.Event()
         self.count = 0
@@ -61,6 +62,7 @@ class _GateMiddleware:
                 gate = self.server._gates.get(action)
             if gate is not None:
                 gate.count += 1
+            if gate is not None and gate.count > gate.skip:
                 gate.reached.set()
                 gate._go.wait(120)
         return self.app(environ, start_response)
@@ -107,8 +109,9 @@ class MotoServer:
         self.calls.clear()
 
     @contextmanager
-    def hold(self, action: str):
-        gate = Gate(action)
+    def hold(self, action: str, skip: int = 0):
+        """Hold the calls of `action` after the first `skip` in flight until `release()`."""
+        gate = Gate(action, skip)
         with self._lock:
             self._gates[action] = gate
         try:
