@@ -169,10 +169,32 @@ class VSphereDriver(Driver):
             vm = si.content.searchIndex.FindByUuid(None, c.instance_uuid, True, True)
             if vm is not None:
                 return vm
+        elif self._docker_machine_record():
+            vm = self._by_name(si)
+            if vm is not None:
+                return vm
         if required:
             raise NotFound(f"the VM of machine {self.machine_name} no longer exists in vCenter",
                            f"remove the machine: machine rm -f {self.machine_name}")
         return None
+
+    def _docker_machine_record(self) -> bool:
+        """A machine docker-machine made: no template (it booted boot2docker) and none of our ids."""
+        c = self.config
+        return not c.clone_from and not c.instance_uuid and not c.vm_ref and bool(self.machine_name)
+
+    def _by_name(self, si):
+        """docker-machine found its VM by name in the datacenter (its records hold no id)."""
+        from pyVmomi import vim
+
+        from . import placement
+
+        dc = placement.datacenter(si, self.config.datacenter)
+        found = [v for v in placement._children(si, dc.vmFolder, vim.VirtualMachine) if v.name == self.machine_name]
+        if len(found) > 1:
+            raise MachineError(f"{len(found)} VMs are named {self.machine_name} in {dc.name}",
+                               "remove the right one in vCenter, then: machine rm -f " + self.machine_name)
+        return found[0] if found else None
 
     # ---- create ---------------------------------------------------------------------------
     def pre_create_check(self) -> None:
@@ -276,6 +298,14 @@ class VSphereDriver(Driver):
         from . import session
 
         entries = list(self.journal)
+        if not entries and self._docker_machine_record():
+            with self._session() as si:
+                vm = self._by_name(si)
+                if vm is not None:
+                    self.ctx.report(f"destroying VM {vm.name} (made by docker-machine)")
+                    self._power_off(vm)
+                    self._wait(vm.Destroy_Task(), f"destroying {self.machine_name}")
+            return
         if not any(e["kind"] in ("vm", "datastore-file") for e in entries) and not self.config.vm_ref:
             for e in entries:
                 self.journal.forget(e["kind"], e["id"])

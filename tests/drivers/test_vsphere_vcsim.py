@@ -336,3 +336,35 @@ def test_task_deadline(tmp_path, vsphere_env):
 
     with pytest.raises(MachineError, match=r"^reconfiguring: not done after 0s \(vSphere task task-"):
         session.wait_task(StillRunning(), "reconfiguring", deadline_s=0)
+
+
+def test_docker_machine_record_found_by_name(tmp_path, vsphere_env, vsphere_opts, vm_names):
+    """docker-machine's vmwarevsphere records hold no VM id: the VM is found by the machine's name."""
+    from pyVim.task import WaitForTask
+    from pyVmomi import vim
+
+    sim = vsphere_env
+    tmpl = vm_of(sim, TEMPLATE)
+    dc = find(sim.si, vim.Datacenter, "DC0")[0]
+    spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=tmpl.runtime.host.parent.resourcePool),
+                            powerOn=True, template=False)
+    task = tmpl.CloneVM_Task(folder=dc.vmFolder, name="dm-made", spec=spec)
+    WaitForTask(task)
+    if task.info.result.runtime.powerState != "poweredOn":
+        WaitForTask(task.info.result.PowerOnVM_Task())
+    record = {"IPAddress": "10.0.0.5", "MachineName": "dm-made", "SSHUser": "docker", "SSHPort": 22,
+              "StorePath": "/home/u/.docker/machine", "CPU": 2, "Memory": 2048, "DiskSize": 20480,
+              "Boot2DockerURL": "", "IP": sim.host, "Port": sim.port, "Username": "", "Networks": None,
+              "Datastore": "LocalDS_0", "Datacenter": "DC0", "Folder": "", "Pool": "", "HostSystem": "",
+              "CfgParams": None, "CloudInit": "", "SSHPassword": "tcuser"}
+    cfg = VSphereConfig.from_record(record)
+    cfg.ca_cert = sim.cert_file
+    mdir = tmp_path / "dm-made"
+    mdir.mkdir()
+    d = VSphereDriver(cfg, DriverContext(machine_name="dm-made", machine_dir=mdir, cache_dir=tmp_path,
+                                         shared_dir=tmp_path, journal=Journal(), lock=lambda n: None,
+                                         peer_claims=lambda: []))
+    assert d.state() == State.RUNNING
+    assert d.config.to_record()["SSHPassword"] == "tcuser"      # unknown keys survive
+    d.remove()
+    assert vm_names() == []
