@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import shutil
-import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import MachineError
 from .fsutil import (PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE, STALE_AFTER_S, atomic_write, ensure_dir, fsync_dir,
-                     is_stale, remove_path, sweep_temp_files)
+                     is_stale, read_small_file, remove_path, sweep_temp_files)
 
 KEY_TYPES = ("ecdsa", "rsa2048", "rsa4096")  # ecdsa = P-256, the default
 
@@ -577,31 +576,6 @@ def _read(path, what: str, flag: str | None) -> bytes:
         raise MachineError(f"cannot read {what} {path}: {e}", "give the path of a PEM file") from None
     except OSError as e:
         raise MachineError(f"cannot read {what} {path}: {e.strerror or e}", "check its permissions") from None
-
-
-def read_small_file(path, limit: int) -> bytes:
-    """Read a regular file of at most `limit` bytes; a FIFO, device or folder raises
-    ValueError at once instead of blocking or reading forever."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        if st.st_size > limit:
-            raise ValueError(f"{st.st_size} bytes, more than {limit}")
-        chunks = []
-        total = 0
-        while True:
-            b = os.read(fd, 65536)
-            if not b:
-                break
-            total += len(b)
-            if total > limit:
-                raise ValueError(f"more than {limit} bytes")
-            chunks.append(b)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _load_cert(path, *, what: str = "certificate", flag: str | None = None) -> x509.Certificate:

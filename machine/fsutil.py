@@ -201,3 +201,32 @@ def sweep_temp_files(folder: str | os.PathLike, *, max_age_s: float = STALE_AFTE
             except FileNotFoundError:
                 pass
     return removed
+
+
+def read_small_file(path: str | os.PathLike, limit: int) -> bytes:
+    """Read a regular file of at most `limit` bytes.
+
+    A FIFO, device, socket or folder raises ValueError at once instead of
+    blocking or reading forever (the open itself is non-blocking); a bigger file
+    raises ValueError too. FileNotFoundError / PermissionError pass through.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{st.st_size} bytes, more than {limit}")
+        chunks = []
+        total = 0
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            total += len(b)
+            if total > limit:
+                raise ValueError(f"more than {limit} bytes")
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

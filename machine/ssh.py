@@ -8,7 +8,11 @@ Host-key policy (the machine's own known_hosts file, 0600):
   * a key already recorded for HOST:PORT must match, always; a different key is
     refused with HostKeyMismatch (fingerprints attached for --debug);
   * with `pin=True` an unknown host's key is recorded on first contact;
-  * with `pin=False` an unknown host is refused: nothing was pinned to check against.
+  * with `pin=False` an unknown host is refused: nothing was pinned to check against;
+  * with `expected_fingerprint` (the fingerprint the machine's record holds) the
+    host's key must have that fingerprint, whatever known_hosts says and even
+    when the file is missing: a lost known_hosts file never turns into
+    trust-on-first-use, and nothing is ever re-pinned silently.
 
 Every command runs under `env LANG=C LC_ALL=C ... sh -c CMD`, so output is in the
 C locale whatever the login shell, and callers retry on exit codes, not on text.
@@ -34,8 +38,8 @@ from typing import Callable
 import paramiko
 
 from .driver import SSHEndpoint
-from .errors import HostKeyMismatch, MachineError
-from .fsutil import PRIVATE_FILE, atomic_write
+from .errors import HostKeyMismatch, MachineError, UsageError
+from .fsutil import PRIVATE_FILE, atomic_write, read_small_file
 
 # paramiko logs every failed attempt of the SSH wait (banner errors while sshd starts)
 # as tracebacks; we report the last real error ourselves. --debug's root handler still
@@ -111,17 +115,72 @@ def _summary(cmd: str, limit: int = 80) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
+MAX_KEY_BYTES = 1 << 20
+
+
 def load_private_key(path: str | os.PathLike) -> paramiko.PKey:
+    """The private key at path; any failure is one MachineError line naming the file."""
     try:
-        return paramiko.PKey.from_path(str(path))
+        data = read_small_file(path, MAX_KEY_BYTES)  # a FIFO or /dev/zero fails at once
     except FileNotFoundError:
         raise MachineError(f"SSH key {path} does not exist",
                            "pass an existing private key, or re-create the machine") from None
+    except ValueError as e:
+        raise MachineError(f"cannot read SSH key {path}: {e}", "pass the path of a private key file") from None
+    except OSError as e:
+        raise MachineError(f"cannot read SSH key {path}: {e.strerror or e}", "check its permissions") from None
+    if not data.strip():
+        raise MachineError(f"cannot read SSH key {path}: the file is empty",
+                           "pass a private key file (e.g. made by ssh-keygen)")
+    try:
+        return paramiko.PKey.from_path(str(path))
     except paramiko.PasswordRequiredException:
         raise MachineError(f"SSH key {path} is protected by a passphrase",
                            "use a key without a passphrase, or load it into ssh-agent") from None
-    except (paramiko.SSHException, ValueError, OSError) as e:
-        raise MachineError(f"cannot read SSH key {path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - garbled keys surface as many exception types
+        raise MachineError(f"cannot read SSH key {path}: {_one_line(e)}",
+                           "check that it is an unencrypted private key (not a .pub or a certificate)") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:160]
+
+
+def check_port(port, what: str = "SSH port") -> int:
+    """The port as an int in 1..65535, else UsageError (never wrapped modulo 65536)."""
+    try:
+        if isinstance(port, bool) or isinstance(port, float):
+            raise ValueError
+        value = int(str(port).strip()) if isinstance(port, str) else int(port)
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid {what} {port!r}", "use a whole number from 1 to 65535") from None
+    if not 1 <= value <= 65535:
+        raise UsageError(f"invalid {what} {port!r}: out of range", "use a whole number from 1 to 65535")
+    return value
+
+
+def check_seconds(value, what: str, *, allow_zero: bool = False) -> float:
+    """A finite, positive number of seconds (or zero where allowed), else UsageError."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid {what} {value!r}", "give a number of seconds") from None
+    if f != f or f in (float("inf"), float("-inf")) or f < 0 or (f == 0 and not allow_zero):
+        raise UsageError(f"invalid {what} {value!r}",
+                         "give a finite number of seconds, more than 0" if not allow_zero
+                         else "give a finite number of seconds, 0 or more")
+    return f
+
+
+def normalize_fingerprint(fp: str) -> str:
+    """'SHA256:abc', 'ssh-ed25519 SHA256:abc' or 'SHA256:abc=' -> 'SHA256:abc'."""
+    token = (fp or "").strip().split()[-1] if (fp or "").strip() else ""
+    if token.upper().startswith("SHA256:"):
+        token = "SHA256:" + token[7:].rstrip("=")
+    return token
 
 
 def _candidate_keys(key_path: str | None) -> list[paramiko.PKey]:
@@ -168,10 +227,29 @@ class HostKeys:
         atomic_write(self.path, "".join(lines), mode=PRIVATE_FILE)
 
     def check(self, host: str, port: int, key: paramiko.PKey, *, pin: bool,
-              hint: str | None) -> bool:
-        """True when the key was newly pinned; raises on mismatch / unknown."""
-        known = self.lookup(host, port)
+              hint: str | None, expected_fingerprint: str = "") -> bool:
+        """True when the key was newly pinned; raises on mismatch / unknown.
+
+        `expected_fingerprint` (from the machine's record) is checked first and
+        always: a different key is refused even when known_hosts is missing or
+        `pin` is set. When it matches and known_hosts lacks the entry, the entry
+        is written back (the same key, so nothing is re-pinned).
+        """
         where = f"{host}:{port}"
+        presented = fingerprint(key)
+        expected = normalize_fingerprint(expected_fingerprint)
+        if expected and presented != expected:
+            err = HostKeyMismatch(
+                f"host key for {where} is not the one recorded for this machine: "
+                f"expected {expected}, host presented {key.get_name()} {presented}", hint)
+            err.expected_fingerprints = [expected]
+            err.presented_fingerprint = f"{key.get_name()} {presented}"
+            err.known_hosts = str(self.path)
+            err.debug = (f"expected {expected} (from the machine's record"
+                         f"{'' if self.path.exists() else f'; {self.path} is missing'}); "
+                         f"host presented {err.presented_fingerprint}")
+            raise err
+        known = self.lookup(host, port)
         if known:
             same_type = known.get(key.get_name())
             if same_type is not None and same_type.asbytes() == key.asbytes():
@@ -179,14 +257,18 @@ class HostKeys:
             # a different key, or a key of a type we never pinned: refuse both
             err = HostKeyMismatch(f"host key for {where} changed", hint)
             err.expected_fingerprints = [f"{t} {fingerprint(k)}" for t, k in known.items()]
-            err.presented_fingerprint = f"{key.get_name()} {fingerprint(key)}"
+            err.presented_fingerprint = f"{key.get_name()} {presented}"
             err.known_hosts = str(self.path)
             err.debug = (f"expected {', '.join(err.expected_fingerprints)} (from {self.path}); "
                          f"host presented {err.presented_fingerprint}")
             raise err
+        if expected:
+            # the record vouches for this very key: restore the lost known_hosts entry
+            self.add(host, port, key)
+            return False
         if not pin:
             err = UnknownHostKey(f"no host key pinned for {where}", hint)
-            err.presented_fingerprint = f"{key.get_name()} {fingerprint(key)}"
+            err.presented_fingerprint = f"{key.get_name()} {presented}"
             err.debug = f"host presented {err.presented_fingerprint}; {self.path} has no entry"
             raise err
         self.add(host, port, key)
@@ -266,6 +348,8 @@ class Connection:
         return self._exec(line, what=script, check=check, input=script, timeout=timeout)
 
     def _exec(self, line: str, *, what: str, check: bool, input, timeout) -> Result:
+        if timeout is not None:
+            timeout = check_seconds(timeout, "command timeout")
         if not self.transport.is_active():
             raise ConnectionLost(f"SSH connection to {self.where} is closed")
         try:
@@ -504,22 +588,28 @@ def _interactive_pipe(chan: paramiko.Channel) -> int:
 
 
 def connect(endpoint: SSHEndpoint, known_hosts: str | os.PathLike, *, timeout: float = 10,
-            pin: bool = False, hint: str | None = None) -> Connection:
+            pin: bool = False, hint: str | None = None, expected_fingerprint: str = "") -> Connection:
     """Open and authenticate one SSH connection, checking the host key first.
+
+    `expected_fingerprint` is the host key fingerprint the machine's record holds
+    (Host.machine.ssh_key_fingerprint): pass it whenever there is one, so a
+    missing known_hosts file is not trust-on-first-use.
 
     Raises OSError / socket.timeout / paramiko.SSHException for the transient
     failures wait_for_ssh retries; AuthFailed, HostKeyMismatch, UnknownHostKey and
-    MachineError for the ones it must not retry.
+    MachineError for the ones it must not retry; UsageError for a bad port or timeout.
     """
+    port = check_port(endpoint.port)
+    timeout = check_seconds(timeout, "SSH timeout")
     stats["attempts"] += 1
-    sock = socket.create_connection((endpoint.host, int(endpoint.port)), timeout=timeout)
+    sock = socket.create_connection((endpoint.host, port), timeout=timeout)
     transport = None
     try:
         sock.settimeout(timeout)
         transport = paramiko.Transport(sock)
         hostkeys = HostKeys(known_hosts)
         known_types = []
-        for t in hostkeys.lookup(endpoint.host, int(endpoint.port)):
+        for t in hostkeys.lookup(endpoint.host, port):
             known_types += ["rsa-sha2-512", "rsa-sha2-256", t] if t == "ssh-rsa" else [t]
         if known_types:
             # ask for the key type we pinned, so a host with several keys presents that one
@@ -531,8 +621,8 @@ def connect(endpoint: SSHEndpoint, known_hosts: str | os.PathLike, *, timeout: f
         transport.handshake_timeout = timeout
         transport.start_client(timeout=timeout)
         key = transport.get_remote_server_key()
-        pinned = hostkeys.check(endpoint.host, int(endpoint.port), key,
-                                             pin=pin, hint=hint)
+        pinned = hostkeys.check(endpoint.host, port, key, pin=pin, hint=hint,
+                                expected_fingerprint=expected_fingerprint)
         pkeys = _candidate_keys(endpoint.key_path)
         if not pkeys:
             raise AuthFailed(f"no SSH key to log in to {endpoint.user}@{endpoint.host}:{endpoint.port}",
@@ -579,13 +669,21 @@ def describe_error(e: BaseException) -> str:
 
 def wait_for_ssh(endpoint: SSHEndpoint, known_hosts: str | os.PathLike, *, deadline_s: float,
                  pin: bool, hint: str | None = None, interval: float = 1.0,
-                 on_attempt: Callable[[int, str | None], None] | None = None) -> Connection:
+                 on_attempt: Callable[[int, str | None], None] | None = None,
+                 expected_fingerprint: str = "") -> Connection:
     """Connect, retrying transient failures until the deadline; report the last real error.
 
     Retried: connection refused/reset, timeouts, unreachable, banner/handshake
     errors (sshd still starting). Not retried: authentication failure, host key
-    mismatch, unknown host key without pin, unreadable key file.
+    mismatch (against known_hosts or `expected_fingerprint`), unknown host key
+    without pin, unreadable key file (checked before the first attempt), a bad
+    port, deadline or interval (UsageError).
     """
+    check_port(endpoint.port)
+    deadline_s = check_seconds(deadline_s, "SSH wait deadline", allow_zero=True)
+    interval = check_seconds(interval, "SSH retry interval")
+    if endpoint.key_path:
+        load_private_key(endpoint.key_path)  # a key that can never work fails now, not at the deadline
     start = time.monotonic()
     end = start + deadline_s
     attempt = 0
@@ -595,7 +693,7 @@ def wait_for_ssh(endpoint: SSHEndpoint, known_hosts: str | os.PathLike, *, deadl
         remaining = end - time.monotonic()
         try:
             return connect(endpoint, known_hosts, timeout=max(1.0, min(10.0, remaining)),
-                           pin=pin, hint=hint)
+                           pin=pin, hint=hint, expected_fingerprint=expected_fingerprint)
         except MachineError:
             raise
         except (OSError, EOFError, paramiko.SSHException) as e:

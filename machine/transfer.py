@@ -29,11 +29,16 @@ def host_key_hint(name: str) -> str:
 def machine_connection(machines, name: str, *, timeout: float = 10.0, deadline_s: float = 0.0):
     """One authenticated connection to machine NAME, with its pinned host key checked.
 
-    A machine with no known_hosts file yet (a store written by docker-machine, which
-    never pinned) is pinned on this first contact; after that the key must match.
+    The host key must match the machine's known_hosts file and the fingerprint its
+    record holds (Host.machine.ssh_key_fingerprint). Only a machine with neither (a
+    store written by docker-machine, which never pinned) is pinned on this first
+    contact; a lost known_hosts file is not a reason to trust whatever answers.
+    A bad port, timeout or deadline is one UsageError line.
     """
     from . import ssh
 
+    timeout = ssh.check_seconds(timeout, "SSH timeout")
+    deadline_s = ssh.check_seconds(deadline_s, "SSH wait deadline", allow_zero=True)
     host = machines.load(name)
     driver = machines.driver_for(host, persist=False)
     if not driver.capabilities.ssh:
@@ -41,12 +46,16 @@ def machine_connection(machines, name: str, *, timeout: float = 10.0, deadline_s
     endpoint = driver.ssh_endpoint()
     if not endpoint.host:
         raise MachineError(f"machine {name} has no address yet", f"check: machine status {name}")
+    ssh.check_port(endpoint.port, f"SSH port of machine {name}")
     kh = known_hosts_path(machines.store, name)
-    pin = not kh.exists()
+    recorded = getattr(host.machine, "ssh_key_fingerprint", "") or ""
+    pin = not kh.exists() and not recorded
     try:
         if deadline_s > 0:
-            return ssh.wait_for_ssh(endpoint, kh, deadline_s=deadline_s, pin=pin, hint=host_key_hint(name))
-        return ssh.connect(endpoint, kh, timeout=timeout, pin=pin, hint=host_key_hint(name))
+            return ssh.wait_for_ssh(endpoint, kh, deadline_s=deadline_s, pin=pin, hint=host_key_hint(name),
+                                    expected_fingerprint=recorded)
+        return ssh.connect(endpoint, kh, timeout=timeout, pin=pin, hint=host_key_hint(name),
+                           expected_fingerprint=recorded)
     except MachineError:
         raise
     except Exception as e:  # refused, timeout, banner: one line with the cause
@@ -173,7 +182,7 @@ def pinned_keys(machines, name: str) -> list[str]:
     if not kh.exists():
         return []
     ep = machines.driver_for(host, persist=False).ssh_endpoint()
-    keys = ssh.HostKeys(kh).lookup(ep.host, int(ep.port))
+    keys = ssh.HostKeys(kh).lookup(ep.host, ssh.check_port(ep.port, f"SSH port of machine {name}"))
     return [f"{t} {ssh.fingerprint(k)}" for t, k in keys.items()]
 
 

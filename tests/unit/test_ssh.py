@@ -455,3 +455,147 @@ def test_ssh_keys_show_and_reset_accepts_the_new_key(store_with_machine, sshd, c
     capfd.readouterr()
     assert cli(store, "ssh-keys", "show", "m1") == 0
     assert capfd.readouterr().out.strip() == f"ssh-ed25519 {sshd.fingerprint()}"
+
+
+# --------------------------------------------------------------------------- issue 13: recorded fingerprint, bad input
+
+
+def test_missing_known_hosts_with_recorded_fingerprint_refuses_an_impostor(sshd, tmp_path):
+    """known_hosts lost, the record still holds the fingerprint: an impostor's key is
+    refused with both fingerprints, even with pin=True, and nothing is pinned."""
+    from machine import ssh
+
+    kh = tmp_path / "known_hosts"
+    c = ssh.connect(sshd.endpoint(), kh, pin=True)
+    recorded = c.host_key_fingerprint
+    c.close()
+    kh.unlink()
+    sshd.new_host_key()  # the impostor
+    impostor = sshd.fingerprint()
+    assert impostor != recorded
+    for pin in (True, False):
+        with pytest.raises(HostKeyMismatch) as ei:
+            ssh.connect(sshd.endpoint(), kh, pin=pin, expected_fingerprint=recorded)
+        msg = str(ei.value)
+        assert recorded in msg and impostor in msg and "\n" not in msg
+        assert not kh.exists()  # never silently re-pinned
+    t0 = time.monotonic()
+    with pytest.raises(HostKeyMismatch):
+        ssh.wait_for_ssh(sshd.endpoint(), kh, deadline_s=30, pin=True, expected_fingerprint=recorded)
+    assert time.monotonic() - t0 < 5 and not kh.exists()
+
+
+def test_missing_known_hosts_with_matching_fingerprint_restores_the_entry(sshd, tmp_path):
+    from machine import ssh
+
+    kh = tmp_path / "known_hosts"
+    c = ssh.connect(sshd.endpoint(), kh, pin=True)
+    recorded = c.host_key_fingerprint
+    c.close()
+    kh.unlink()
+    # the record may carry the type too, or base64 padding
+    for fp in (recorded, f"ssh-ed25519 {recorded}", recorded + "="):
+        c = ssh.connect(sshd.endpoint(), kh, pin=False, expected_fingerprint=fp)
+        assert not c.pinned and c.host_key_fingerprint == recorded
+        c.close()
+    assert kh.exists()  # the same key written back
+    assert ssh.HostKeys(kh).lookup("127.0.0.1", sshd.port)
+
+
+def test_known_hosts_present_but_record_disagrees_is_refused(sshd, tmp_path):
+    from machine import ssh
+
+    kh = tmp_path / "known_hosts"
+    ssh.connect(sshd.endpoint(), kh, pin=True).close()
+    with pytest.raises(HostKeyMismatch):
+        ssh.connect(sshd.endpoint(), kh, expected_fingerprint="SHA256:" + "A" * 43)
+
+
+@pytest.mark.parametrize("content", [b"garbage", b"", b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
+                                     b"-----END OPENSSH PRIVATE KEY-----\n", os.urandom(300), "pub"])
+def test_unparseable_private_key_fails_at_once_naming_the_file(tmp_path, content):
+    from machine import ssh
+
+    key = tmp_path / "id_rsa"
+    if content == "pub":
+        keygen(tmp_path / "k")
+        key.write_bytes((tmp_path / "k.pub").read_bytes())
+    else:
+        key.write_bytes(content)
+    port = free_port()  # nothing listens: before the fix this waited out the deadline
+    t0 = time.monotonic()
+    with pytest.raises(MachineError) as ei:
+        ssh.wait_for_ssh(SSHEndpoint("127.0.0.1", port, "root", str(key)), tmp_path / "kh",
+                         deadline_s=20, pin=True, interval=0.2)
+    assert time.monotonic() - t0 < 2
+    assert str(key) in str(ei.value) and "\n" not in str(ei.value)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir", "devzero"])
+def test_special_file_as_private_key_fails_at_once(tmp_path, kind):
+    from machine import ssh
+
+    key = tmp_path / "id_x"
+    if kind == "fifo":
+        os.mkfifo(key)
+    elif kind == "dir":
+        key.mkdir()
+    else:
+        key.symlink_to("/dev/zero")
+    with pytest.raises(MachineError, match="not a regular file"):
+        ssh.load_private_key(key)
+
+
+@pytest.mark.parametrize("port", [87958, 65536, 0, -1, "22x", 22.5, True, None, ""])
+def test_bad_port_is_one_usage_error_never_wrapped(tmp_path, port):
+    from machine import ssh
+    from machine.errors import UsageError
+
+    for call in (lambda: ssh.connect(SSHEndpoint("127.0.0.1", port, "root", None), tmp_path / "kh"),
+                 lambda: ssh.wait_for_ssh(SSHEndpoint("127.0.0.1", port, "root", None), tmp_path / "kh",
+                                          deadline_s=5, pin=True)):
+        t0 = time.monotonic()
+        with pytest.raises(UsageError) as ei:
+            call()
+        assert time.monotonic() - t0 < 1 and "port" in str(ei.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, "soon", None])
+def test_nan_or_negative_timeouts_are_refused(tmp_path, value):
+    from machine import ssh
+    from machine.errors import UsageError
+
+    ep = SSHEndpoint("127.0.0.1", free_port(), "root", None)
+    with pytest.raises(UsageError):
+        ssh.wait_for_ssh(ep, tmp_path / "kh", deadline_s=value, pin=True)
+    if value is not None:
+        with pytest.raises(UsageError):
+            ssh.wait_for_ssh(ep, tmp_path / "kh", deadline_s=1, interval=value, pin=True)
+        with pytest.raises(UsageError):
+            ssh.connect(ep, tmp_path / "kh", timeout=value)
+
+
+def test_nan_command_timeout_is_refused(conn):
+    from machine.errors import UsageError
+
+    with pytest.raises(UsageError):
+        conn.run("sleep 30", timeout=float("nan"))
+
+
+def test_cli_ssh_with_lost_known_hosts_refuses_impostor_using_the_record(store_with_machine, sshd, capfd):
+    store = store_with_machine
+    host = store.load("m1")
+    host.machine.ssh_key_fingerprint = sshd.fingerprint()
+    store.save(host)
+    recorded = sshd.fingerprint()
+    kh = store.machine_dir("m1") / "known_hosts"
+    assert not kh.exists()
+    assert cli(store, "ssh", "m1", "true") == 0  # matches the record: entry restored, not a new pin
+    assert kh.exists()
+    kh.unlink()
+    sshd.new_host_key()
+    capfd.readouterr()
+    assert cli(store, "ssh", "m1", "true") == 1
+    err = capfd.readouterr().err
+    assert recorded in err and sshd.fingerprint() in err and "Traceback" not in err
+    assert not kh.exists()
