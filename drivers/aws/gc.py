@@ -70,8 +70,10 @@ def find(ec2, region: str, tokens: set[str], ids: set[str]) -> list[Orphan]:
             orphan("volume", v["VolumeId"], res.tags_of(v), f"{v.get('Size')} GiB")
     with translate(f"list security groups in {region}"):
         for g in ec2.describe_security_groups(Filters=flt)["SecurityGroups"]:
-            used = ec2.describe_network_interfaces(
+            enis = ec2.describe_network_interfaces(
                 Filters=[{"Name": "group-id", "Values": [g["GroupId"]]}])["NetworkInterfaces"]
+            doomed = {o.id for o in out if o.kind == "instance"}
+            used = [n for n in enis if (n.get("Attachment") or {}).get("InstanceId") not in doomed]
             if not used:
                 orphan("security_group", g["GroupId"], res.tags_of(g), g.get("GroupName", ""))
     with translate(f"list key pairs in {region}"):
