@@ -12,12 +12,24 @@ output was broken, and only for inputs that broke it:
 * `--unset --no-proxy` prints `unset NO_PROXY`; docker-machine glued the
   current value onto the variable name (`unset NO_PROXY10.0.0.1`);
 * `--no-proxy` checks the host IP against the comma-separated list entries;
-  docker-machine did a substring test, so 10.0.0.1 was "already in" 10.0.0.10.
+  docker-machine did a substring test, so 10.0.0.1 was "already in" 10.0.0.10;
+* each value is quoted for the target shell's grammar (tcsh: single quotes with
+  `!` outside them; cmd: `SET "NAME=value"` where `&|<>^()` occur; PowerShell:
+  backquote before `$`, backquote and every double quote it knows, typographic
+  ones included), and a value no form can carry safely (a control character
+  such as newline or NUL anywhere; `"`, `%` or `!` for cmd; `{`, `}` or a run of
+  spaces for tcsh's ``eval `...` ``) is refused with one line;
+* the usage hint quotes odd arguments for the shell and prints control
+  characters in them as `?`, so nothing escapes the comment.
 
 Docker contexts are written straight into the docker CLI's own context store
 (`$DOCKER_CONFIG` or `~/.docker`): `contexts/meta/<sha256(name)>/meta.json`
 and `contexts/tls/<sha256(name)>/docker/{ca,cert,key}.pem`, in the same form and
 with the same modes `docker context create` uses, so no docker binary is needed.
+The contexts we write carry `"MachineManaged": true` (and the store path) in
+their Metadata; a context without that mark is the user's and is never
+overwritten, removed or switched to (`ForeignContext`, one line saying how to
+pick another name). `owned_context(name)` says whether a context is ours.
 
 This module is imported by `machine env`: keep module-level imports to the stdlib.
 """
@@ -31,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import MachineError, NotFound, UsageError
-from .fsutil import PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE, atomic_write, ensure_dir
+from .fsutil import PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE, atomic_write, ensure_dir, read_small_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping, Sequence
@@ -46,6 +58,11 @@ __all__ = [
     "use_context",
     "current_context",
     "context_exists",
+    "owned_context",
+    "context_owner",
+    "check_context_free",
+    "ForeignContext",
+    "MANAGED_KEY",
 ]
 
 SHELLS = ("bash", "sh", "zsh", "fish", "powershell", "cmd", "tcsh", "emacs")
@@ -158,21 +175,90 @@ def _escape_backslash_quoted(value: str, specials: str, escapable: str) -> str:
     return "".join(out)
 
 
-def _escape(shell: str, value: str) -> str:
+# Characters that need no quoting in any shell's form (docker-machine's output
+# is kept byte for byte for values made of these, spaces included).
+_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./\\ -]*")
+# Line breaks and other control characters: no shell form carries them safely
+# through `eval $(...)`, FOR /f or Invoke-Expression, so they are refused.
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_PS_DOUBLE_QUOTES = '"\u201c\u201d\u201e'  # " “ ” „: all end a PowerShell "string"
+_CMD_SPECIAL = set('&|<>^()')
+_CMD_REFUSED = set('"%!')
+
+
+def _refuse(shell: str, name: str, value: str, what: str, hint: str) -> UsageError:
+    shown = _CONTROL.sub("?", value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return UsageError(f"cannot print {name}={shown!r} for {shell}: the value contains {what}", hint)
+
+
+def _check_value(shell: str, name: str, value: str) -> None:
+    m = _CONTROL.search(value)
+    if m:
+        c = m.group()
+        what = {"\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte"}.get(
+            c, f"the control character U+{ord(c):04X}")
+        raise _refuse(shell, name, value, what,
+                      "no shell can set it safely; fix the machine's URL or the store path")
+    if shell == "cmd":
+        bad = sorted(set(value) & _CMD_REFUSED)
+        if bad:
+            raise _refuse(shell, name, value, " and ".join(repr(c) for c in bad),
+                          "cmd cannot quote these safely; use --shell powershell, or a path without them")
+    if shell == "tcsh":
+        if "{" in value or "}" in value:
+            raise _refuse(shell, name, value, "a brace", "tcsh's eval `...` expands braces; use another "
+                          "shell's --shell, or a path without braces")
+        if "  " in value:
+            raise _refuse(shell, name, value, "a run of spaces", "tcsh's eval `...` collapses them; use a "
+                          "path without repeated spaces")
+
+
+def _tcsh_single(value: str) -> str:
+    # In tcsh single quotes everything is literal except `'` (closes) and `!` (history,
+    # even there): both are written outside the quotes, backslash-escaped.
+    return "'" + value.replace("'", "'\\''").replace("!", "'\\!'") + "'"
+
+
+def _quote(shell: str, value: str) -> tuple[str, str]:
+    """(text between the set form's delimiter and suffix, delimiter override or '')."""
     if shell in ("bash", "sh", "zsh"):
         # Inside "...": $ ` " \ and newline are special (POSIX 2.2.3).
-        return _escape_backslash_quoted(value, '"$`', '"$`\\\n')
+        return _escape_backslash_quoted(value, '"$`', '"$`\\\n'), ""
     if shell == "fish":
         # Inside "...": only \" \$ \\ and \newline are escapes.
-        return _escape_backslash_quoted(value, '"$', '"$\\\n')
+        return _escape_backslash_quoted(value, '"$', '"$\\\n'), ""
     if shell == "powershell":
-        # Inside "...": the escape character is the backquote; $ interpolates.
-        return "".join("`" + c if c in '`"$' else c for c in value)
+        # Inside "...": the escape character is the backquote; $ interpolates; any of
+        # " “ ” „ ends the string. A backquote before these is never an escape letter.
+        return "".join("`" + c if c in "`$" + _PS_DOUBLE_QUOTES else c for c in value), ""
     if shell == "emacs":
         # An elisp string literal: every backslash starts an escape.
-        return value.replace("\\", "\\\\").replace('"', '\\"')
-    # cmd has no quoting to escape from; tcsh cannot escape $ or ! inside "...".
-    return value
+        return value.replace("\\", "\\\\").replace('"', '\\"'), ""
+    if shell == "cmd":
+        return value, ""
+    if shell == "tcsh":
+        if _PLAIN.fullmatch(value):
+            return value, ""
+        return _tcsh_single(value), "tcsh-single"
+    return value, ""
+
+
+def _escape(shell: str, value: str) -> str:
+    return _quote(shell, value)[0]
+
+
+def _set_line(shell: str, form: str, name: str, value: str) -> str:
+    _check_value(shell, name, value)
+    prefix, delim, suffix = _SET_FORMS[form]
+    if shell == "cmd" and set(value) & _CMD_SPECIAL:
+        # SET "NAME=value": the quotes keep & | < > ^ ( ) literal; nothing follows them
+        return f'SET "{name}={value}"\n'
+    quoted, how = _quote(shell, value)
+    if how == "tcsh-single":
+        return f"setenv {name} {quoted};\n"
+    return f"{prefix}{name}{delim}{quoted}{suffix}"
 
 
 def _host_ip(docker_host: str) -> str:
@@ -195,11 +281,38 @@ def _find_no_proxy(environ: Mapping[str, str]) -> tuple[str, str]:
     return "NO_PROXY", environ.get("NO_PROXY", "")
 
 
+def _hint_arg(shell: str, arg: str) -> str:
+    """One argument of the echoed command line, quoted for the shell where it is odd.
+
+    Control characters become "?" (a newline must never end the comment line);
+    the hint is advice to read, so a lossy rendering of a hostile argument is fine.
+    """
+    arg = _CONTROL.sub("?", str(arg))
+    if _PLAIN.fullmatch(arg) and " " not in arg:
+        return arg
+    if shell in ("bash", "sh", "zsh", "emacs"):
+        return "'" + arg.replace("'", "'\\''") + "'"
+    if shell == "fish":
+        return "'" + arg.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if shell == "powershell":
+        return "'" + "".join(c * 2 if c in "'\u2018\u2019\u201a\u201b" else c for c in arg) + "'"
+    if shell == "cmd":
+        return '"' + "".join("?" if c in '"%!^&|<>' else c for c in arg) + '"'
+    if shell == "tcsh":
+        return _tcsh_single("".join("?" if c in "{}" else c for c in arg).replace("  ", " ?"))
+    return arg
+
+
 def _usage_hint(shell: str, command_line: Sequence[str]) -> str:
-    # docker-machine EnvUsageHintGenerator.GenerateUsageHint (0.16.2).
-    args = list(command_line)
-    if args and (" " in args[0] or "\\" in args[0]):
-        args[0] = f'"{args[0]}"'
+    # docker-machine EnvUsageHintGenerator.GenerateUsageHint (0.16.2), for ordinary
+    # arguments byte for byte; odd ones quoted (see _hint_arg).
+    args = [str(a) for a in command_line]
+    plain_first = bool(args) and not _CONTROL.search(args[0]) and bool(_PLAIN.fullmatch(args[0]))
+    if args and plain_first and (" " in args[0] or "\\" in args[0]):
+        first = f'"{args[0]}"'  # docker-machine's own rule for the program path
+    elif args:
+        first = _hint_arg(shell, args[0])
+    args = ([first] if args else []) + [_hint_arg(shell, a) for a in args[1:]]
     line = " ".join(args)
     comment = "#"
     if shell == "fish":
@@ -210,11 +323,15 @@ def _usage_hint(shell: str, command_line: Sequence[str]) -> str:
         cmd = f"\t@FOR /f \"tokens=*\" %i IN ('{line}') DO @%i"
         comment = "REM"
     elif shell == "emacs":
-        cmd = f'(with-temp-buffer (shell-command "{line}" (current-buffer)) (eval-buffer))'
+        elisp = line.replace("\\", "\\\\").replace('"', '\\"')
+        cmd = f'(with-temp-buffer (shell-command "{elisp}" (current-buffer)) (eval-buffer))'
         comment = ";;"
     elif shell == "tcsh":
         cmd = f"eval `{line}`"
         comment = ":"
+        if not all(_PLAIN.fullmatch(a.strip('"')) for a in args):
+            # tcsh runs a `:` line's substitutions: make an odd one inert
+            cmd = _tcsh_single(cmd.replace("{", "?").replace("}", "?"))
     else:
         cmd = f"eval $({line})"
     # The space after "shell:" is docker-machine's; kept for byte compatibility.
@@ -264,7 +381,6 @@ def render_env(
         out = "".join(f"{prefix}{n}{delim}{suffix}" for n in names)
         return out + _usage_hint(shell, command_line)
 
-    prefix, delim, suffix = _SET_FORMS[form]
     lines: list[tuple[str, str]] = []  # (name, value), in docker-machine's order
     if tls_verify:
         lines.append(("DOCKER_TLS_VERIFY", "1"))
@@ -282,7 +398,7 @@ def render_env(
         elif host_ip not in entries:
             value = f"{value},{host_ip}"
         lines.append((var, value))
-    out = "".join(f"{prefix}{n}{delim}{_escape(shell, v)}{suffix}" for n, v in lines)
+    out = "".join(_set_line(shell, form, n, str(v)) for n, v in lines)
     return out + _usage_hint(shell, command_line)
 
 
@@ -335,6 +451,90 @@ def _tls_dir(cfg: Path, name: str) -> Path:
     return cfg / "contexts" / "tls" / _context_id(name)
 
 
+#: the Metadata key that marks a context as written by Machine (value: true)
+MANAGED_KEY = "MachineManaged"
+#: the Metadata key holding the store path of the machine the context belongs to
+STORE_KEY = "MachineStorePath"
+_MAX_META_BYTES = 1 << 20
+
+
+class ForeignContext(MachineError):
+    """A docker context of that name exists and was not written by Machine."""
+
+
+def _foreign(name: str, verb: str, cfg: Path, why: str = "") -> ForeignContext:
+    return ForeignContext(
+        f"docker context {name!r} was not created by Machine{why}; refusing to {verb} it",
+        "give the machine another name, or remove the context yourself "
+        f"(docker context rm {name}) if you no longer need it",
+    )
+
+
+def _read_meta(cfg: Path, name: str) -> dict | None:
+    """The context's meta.json as a dict; None when there is none; {} when unreadable."""
+    path = _meta_dir(cfg, name) / "meta.json"
+    if not os.path.lexists(path):
+        return None
+    try:
+        meta = json.loads(read_small_file(path, _MAX_META_BYTES))
+    except (OSError, ValueError):
+        return {}  # unreadable, garbled, a FIFO or a folder: certainly not a context we wrote
+    return meta if isinstance(meta, dict) else {}
+
+
+def context_owner(name: str, config_dir: Path | None = None, *, store_path: str | os.PathLike | None = None) -> str:
+    """"absent", "ours" or "foreign" for docker context `name`.
+
+    Ours: meta.json exists, its Name is `name`, its Metadata has MachineManaged
+    true and, when both it and `store_path` name a store, the same store. A TLS
+    folder without meta.json (a half-removed context) counts as ours to clean up
+    only when nothing else claims it: "absent". "default" is always foreign.
+    """
+    if name == _DEFAULT_CONTEXT:
+        return "foreign"
+    if not isinstance(name, str) or not name:
+        return "absent"
+    cfg = _config_dir(config_dir)
+    meta = _read_meta(cfg, name)
+    if meta is None:
+        return "absent"
+    md = meta.get("Metadata")
+    if meta.get("Name") != name or not isinstance(md, dict) or md.get(MANAGED_KEY) is not True:
+        return "foreign"
+    if store_path is not None:
+        recorded = md.get(STORE_KEY)
+        if isinstance(recorded, str) and recorded and _same_path(recorded, store_path) is False:
+            return "foreign"
+    return "ours"
+
+
+def _same_path(a, b) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
+
+
+def owned_context(name: str, config_dir: Path | None = None, *, store_path: str | os.PathLike | None = None) -> bool:
+    """True if docker context `name` exists and was written by Machine (for this store,
+    when `store_path` is given)."""
+    return context_owner(name, config_dir, store_path=store_path) == "ours"
+
+
+def check_context_free(name: str, config_dir: Path | None = None, *,
+                       store_path: str | os.PathLike | None = None) -> None:
+    """Raise ForeignContext (one line, with how to choose another name) if a context
+    `name` exists that Machine may not overwrite; call it before creating anything."""
+    _check_name(name)
+    cfg = _config_dir(config_dir)
+    owner = context_owner(name, cfg, store_path=store_path)
+    if owner == "foreign":
+        md = (_read_meta(cfg, name) or {}).get("Metadata")
+        other = md.get(STORE_KEY) if isinstance(md, dict) and md.get(MANAGED_KEY) is True else None
+        why = f" for this store (it belongs to the store at {other})" if other else ""
+        raise _foreign(name, "overwrite", cfg, why)
+
+
 def write_context(
     name: str,
     *,
@@ -344,17 +544,22 @@ def write_context(
     key_pem: bytes,
     description: str = "",
     config_dir: Path | None = None,
+    store_path: str | os.PathLike | None = None,
 ) -> None:
     """Create or replace docker context `name` pointing at `docker_host` with mutual TLS.
 
     Idempotent. Each file is written atomically; the TLS material is written
     before meta.json, so the context never appears without its certificates.
-    An empty PEM argument leaves that file out.
+    An empty PEM argument leaves that file out. The context is marked as ours
+    (Metadata MachineManaged, and MachineStorePath when `store_path` is given);
+    an existing context without that mark raises ForeignContext and is left as it is.
+    Every folder we create gets an explicit mode (0700, or docker's 0755 for meta/).
     """
     _check_name(name)
     if not docker_host:
         raise UsageError("docker context needs a docker host URL", "e.g. tcp://HOST:2376")
     cfg = _config_dir(config_dir)
+    check_context_free(name, cfg, store_path=store_path)
     ensure_dir(cfg, PRIVATE_DIR)
 
     tls = _tls_dir(cfg, name)
@@ -375,7 +580,10 @@ def write_context(
     else:
         _rmtree(tls)
 
-    metadata = {"Description": description} if description else {}
+    metadata: dict = {"Description": description} if description else {}
+    metadata[MANAGED_KEY] = True
+    if store_path is not None:
+        metadata[STORE_KEY] = os.fspath(store_path)
     meta = {
         "Name": name,
         "Metadata": metadata,
@@ -391,46 +599,64 @@ def write_context(
 
 
 def context_exists(name: str, config_dir: Path | None = None) -> bool:
-    """True if docker context `name` exists ("default" always does)."""
+    """True if docker context `name` exists, ours or not ("default" always does)."""
     if name == _DEFAULT_CONTEXT:
         return True
     if not isinstance(name, str) or not name:
         return False
-    return (_meta_dir(_config_dir(config_dir), name) / "meta.json").is_file()
+    return os.path.lexists(_meta_dir(_config_dir(config_dir), name) / "meta.json")
 
 
-def remove_context(name: str, config_dir: Path | None = None) -> bool:
-    """Remove docker context `name`; True if there was something to remove.
+def remove_context(name: str, config_dir: Path | None = None, *,
+                   store_path: str | os.PathLike | None = None, missing_ok_if_foreign: bool = False) -> bool:
+    """Remove docker context `name` if Machine wrote it; True if there was something to remove.
 
-    Idempotent. If it was the current context, the docker CLI goes back to the
-    default context (as `docker context rm` does).
+    Idempotent. A context without our mark raises ForeignContext and is left
+    untouched, and so is config.json (with `missing_ok_if_foreign=True` it is
+    left alone silently and False returned: what `rm` wants). If the context was
+    current, config.json goes back to the default context (as `docker context rm`
+    does) only after it is confirmed ours.
     """
     if name == _DEFAULT_CONTEXT:
         raise UsageError('the "default" docker context cannot be removed')
     cfg = _config_dir(config_dir)
-    try:
-        if current_context(cfg) == name:
-            use_context(_DEFAULT_CONTEXT, cfg)
-    except MachineError:
-        pass  # an unreadable config.json is the user's; removing the context still works
+    owner = context_owner(name, cfg, store_path=store_path)
+    if owner == "foreign":
+        if missing_ok_if_foreign:
+            return False
+        raise _foreign(name, "remove", cfg)
+    if owner == "ours":
+        try:
+            if current_context(cfg) == name:
+                use_context(_DEFAULT_CONTEXT, cfg)
+        except MachineError:
+            pass  # an unreadable config.json is the user's; removing the context still works
     removed = False
+    # A TLS folder with no meta.json left (our removal killed half-way) goes too:
+    # nothing else can own a folder named after this context's hash without a meta.json.
     for d in (_meta_dir(cfg, name), _tls_dir(cfg, name)):
         removed = _rmtree(d) or removed
     return removed
 
 
-def use_context(name: str, config_dir: Path | None = None) -> None:
+def use_context(name: str, config_dir: Path | None = None, *, store_path: str | os.PathLike | None = None,
+                allow_foreign: bool = False) -> None:
     """Make `name` the docker CLI's current context (config.json "currentContext").
 
     Every other key of config.json is kept, and its mode (0600 for a new file).
-    "default" removes the key, as `docker context use default` does.
+    "default" removes the key, as `docker context use default` does. A context
+    Machine did not write raises ForeignContext unless `allow_foreign`.
     """
     cfg = _config_dir(config_dir)
-    if name != _DEFAULT_CONTEXT and not context_exists(name, cfg):
-        raise NotFound(
-            f"docker context {name!r} does not exist",
-            f"looked in {cfg / 'contexts' / 'meta'}",
-        )
+    if name != _DEFAULT_CONTEXT:
+        owner = context_owner(name, cfg, store_path=store_path)
+        if owner == "absent":
+            raise NotFound(
+                f"docker context {name!r} does not exist",
+                f"looked in {cfg / 'contexts' / 'meta'}",
+            )
+        if owner == "foreign" and not allow_foreign:
+            raise _foreign(name, "switch to", cfg)
     path = _config_file(cfg)
     config, mode = _read_config(path)
     if name == _DEFAULT_CONTEXT:

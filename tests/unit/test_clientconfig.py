@@ -399,7 +399,9 @@ def test_escaping_per_shell():
     assert 'set -gx DOCKER_CERT_PATH "a\\"b\\$c`d\\\\";\n' in env_for("fish", cert_path=v)
     assert '$Env:DOCKER_CERT_PATH = "a`"b`$c``d\\"\n' in env_for("powershell", cert_path=v)
     assert '(setenv "DOCKER_CERT_PATH" "a\\"b$c`d\\\\")\n' in env_for("emacs", cert_path=v)
-    assert "SET DOCKER_CERT_PATH=" + v + "\n" in env_for("cmd", cert_path=v)
+    with pytest.raises(UsageError, match="cmd cannot quote"):
+        env_for("cmd", cert_path=v)  # a " (or % or !) has no safe form in cmd
+    assert 'SET "DOCKER_CERT_PATH=a&b$c`d\\"\n' in env_for("cmd", cert_path="a&b$c`d\\")
 
 
 # ---------------------------------------------------------------------------
@@ -673,7 +675,7 @@ def test_write_context_layout_and_modes(tmp_path, pems):
     meta = tmp_path / "contexts" / "meta" / h / "meta.json"
     assert json.loads(meta.read_text()) == {
         "Name": "dev",
-        "Metadata": {"Description": "machine dev"},
+        "Metadata": {"Description": "machine dev", "MachineManaged": True},
         "Endpoints": {"docker": {"Host": "tcp://192.168.99.100:2376", "SkipTLSVerify": False}},
     }
     tls = tmp_path / "contexts" / "tls" / h / "docker"
@@ -695,9 +697,10 @@ def test_write_context_no_description_gives_empty_metadata(tmp_path, pems):
     cc.write_context("nodesc", docker_host="tcp://127.0.0.1:1", ca_pem=pems[0], cert_pem=pems[1],
                      key_pem=pems[2], config_dir=tmp_path)
     meta = tmp_path / "contexts" / "meta" / ctx_id("nodesc") / "meta.json"
-    # the exact bytes `docker context create nodesc --docker host=tcp://127.0.0.1:1` writes
+    # the exact bytes `docker context create nodesc --docker host=tcp://127.0.0.1:1` writes,
+    # plus our ownership mark in Metadata (which the docker CLI keeps as an additional field)
     assert meta.read_text() == (
-        '{"Name":"nodesc","Metadata":{},"Endpoints":{"docker":'
+        '{"Name":"nodesc","Metadata":{"MachineManaged":true},"Endpoints":{"docker":'
         '{"Host":"tcp://127.0.0.1:1","SkipTLSVerify":false}}}'
     )
 
@@ -965,7 +968,10 @@ def test_meta_json_identical_to_docker_context_create(tmp_path, pems):
                          description=desc, config_dir=ours)
         h = ctx_id(name)
         rel_meta = Path("contexts/meta", h, "meta.json")
-        assert (ours / rel_meta).read_bytes() == (theirs / rel_meta).read_bytes()
+        # identical but for our ownership mark
+        our_meta = json.loads((ours / rel_meta).read_bytes())
+        assert our_meta["Metadata"].pop("MachineManaged") is True
+        assert json.dumps(our_meta, separators=(",", ":")).encode() == (theirs / rel_meta).read_bytes()
         for fname in ("ca.pem", "cert.pem", "key.pem"):
             rel = Path("contexts/tls", h, "docker", fname)
             assert (ours / rel).read_bytes() == (theirs / rel).read_bytes()
@@ -1012,6 +1018,143 @@ def test_docker_cli_removes_our_context_and_we_remove_theirs(tmp_path, pems):
     r = docker(tmp_path, "context", "create", "theirs", "--docker", "host=tcp://127.0.0.1:1")
     assert r.returncode == 0, r.stderr
     assert cc.context_exists("theirs", tmp_path)
-    assert cc.remove_context("theirs", tmp_path)
+    assert not cc.owned_context("theirs", tmp_path)
+    with pytest.raises(cc.ForeignContext):  # a context docker made is never ours to remove
+        cc.remove_context("theirs", tmp_path)
     r = docker(tmp_path, "context", "ls", "--format", "{{.Name}}")
-    assert r.stdout.split() == ["default"]
+    assert sorted(r.stdout.split()) == ["default", "theirs"]
+
+
+# ---------------------------------------------------------------------------
+# issue 13: contexts we did not create are never touched; modes under umask 000
+# ---------------------------------------------------------------------------
+
+
+def _foreign_ctx(cfg: Path, name: str, host="tcp://user.example:2376", with_tls=True) -> tuple[bytes, bytes]:
+    """A context as `docker context create` writes it (no Machine mark)."""
+    h = ctx_id(name)
+    meta = cfg / "contexts" / "meta" / h / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"Name": name, "Metadata": {"Description": "my own"},
+                                "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}}}))
+    key = b""
+    if with_tls:
+        tls = cfg / "contexts" / "tls" / h / "docker"
+        tls.mkdir(parents=True)
+        (tls / "key.pem").write_bytes(b"users key")
+        key = (tls / "key.pem").read_bytes()
+    return meta.read_bytes(), key
+
+
+def test_foreign_context_is_never_overwritten_removed_or_used(tmp_path, pems):
+    meta_before, key_before = _foreign_ctx(tmp_path, "prod")
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{"currentContext": "prod"}')
+    assert cc.context_exists("prod", tmp_path)
+    assert cc.context_owner("prod", tmp_path) == "foreign" and not cc.owned_context("prod", tmp_path)
+    for call in (
+        lambda: cc.write_context("prod", docker_host="tcp://1.2.3.4:2376", ca_pem=pems[0], cert_pem=pems[1],
+                                 key_pem=pems[2], config_dir=tmp_path),
+        lambda: cc.check_context_free("prod", tmp_path),
+        lambda: cc.remove_context("prod", tmp_path),
+        lambda: cc.use_context("prod", tmp_path),
+    ):
+        with pytest.raises(cc.ForeignContext) as ei:
+            call()
+        msg = str(ei.value)
+        assert "not created by Machine" in msg and "another name" in msg and "\n" not in msg
+    assert cc.remove_context("prod", tmp_path, missing_ok_if_foreign=True) is False
+    meta = tmp_path / "contexts" / "meta" / ctx_id("prod") / "meta.json"
+    assert meta.read_bytes() == meta_before
+    assert (tmp_path / "contexts" / "tls" / ctx_id("prod") / "docker" / "key.pem").read_bytes() == key_before
+    assert cfg.read_text() == '{"currentContext": "prod"}'  # currentContext untouched
+
+
+def test_unreadable_or_odd_meta_counts_as_foreign(tmp_path, pems):
+    for name, content in (("garbled", "{nope"), ("list", "[]"), ("renamed", None), ("forged", "str")):
+        meta = tmp_path / "contexts" / "meta" / ctx_id(name) / "meta.json"
+        meta.parent.mkdir(parents=True)
+        if content is None:  # marked, but for another name: not what we wrote there
+            meta.write_text(json.dumps({"Name": "other", "Metadata": {"MachineManaged": True}}))
+        elif content == "str":  # "true" as a string is not our mark
+            meta.write_text(json.dumps({"Name": name, "Metadata": {"MachineManaged": "true"}}))
+        else:
+            meta.write_text(content)
+        assert cc.context_owner(name, tmp_path) == "foreign", name
+    fifo_dir = tmp_path / "contexts" / "meta" / ctx_id("fifo")
+    fifo_dir.mkdir()
+    os.mkfifo(fifo_dir / "meta.json")
+    assert cc.context_owner("fifo", tmp_path) == "foreign"  # and does not hang
+
+
+def test_our_context_is_marked_and_replaced_and_removed(tmp_path, pems):
+    store = tmp_path / "store"
+    cc.write_context("dev", docker_host="tcp://1.2.3.4:2376", ca_pem=pems[0], cert_pem=pems[1],
+                     key_pem=pems[2], config_dir=tmp_path, store_path=store)
+    meta = json.loads((tmp_path / "contexts" / "meta" / ctx_id("dev") / "meta.json").read_text())
+    assert meta["Metadata"] == {"MachineManaged": True, "MachineStorePath": str(store)}
+    assert cc.owned_context("dev", tmp_path) and cc.owned_context("dev", tmp_path, store_path=store)
+    # another store's machine of the same name may not take it over
+    with pytest.raises(cc.ForeignContext, match="belongs to the store at"):
+        cc.write_context("dev", docker_host="tcp://9.9.9.9:2376", ca_pem=b"", cert_pem=b"", key_pem=b"",
+                         config_dir=tmp_path, store_path=tmp_path / "other-store")
+    cc.write_context("dev", docker_host="tcp://1.2.3.5:2376", ca_pem=pems[0], cert_pem=pems[1],
+                     key_pem=pems[2], config_dir=tmp_path, store_path=store)
+    cc.use_context("dev", tmp_path, store_path=store)
+    assert cc.remove_context("dev", tmp_path, store_path=store)
+    assert cc.current_context(tmp_path) is None
+
+
+def test_removing_ours_resets_current_only_when_it_points_at_ours(tmp_path, pems):
+    _ctx(tmp_path, "dev", pems)
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{"currentContext": "dev", "auths": {}}')
+    assert cc.remove_context("dev", tmp_path)
+    assert json.loads(cfg.read_text()) == {"auths": {}}
+    # half-removed context of ours (TLS folder left, meta.json gone) is cleaned up,
+    # and a currentContext naming it is left as it is: nothing proves it was ours
+    tls = tmp_path / "contexts" / "tls" / ctx_id("gone") / "docker"
+    tls.mkdir(parents=True)
+    (tls / "key.pem").write_bytes(b"k")
+    cfg.write_text('{"currentContext": "gone"}')
+    assert cc.remove_context("gone", tmp_path)
+    assert not tls.exists()
+    assert cfg.read_text() == '{"currentContext": "gone"}'
+
+
+def test_context_and_config_modes_under_umask_000(tmp_path, pems):
+    old = os.umask(0)
+    try:
+        cfg = tmp_path / "home" / ".docker"
+        cc.write_context("dev", docker_host="tcp://1.2.3.4:2376", ca_pem=pems[0], cert_pem=pems[1],
+                         key_pem=pems[2], config_dir=cfg)
+        cc.use_context("dev", cfg)
+    finally:
+        os.umask(old)
+    h = ctx_id("dev")
+    assert mode(tmp_path / "home") == 0o700 and mode(cfg) == 0o700
+    assert mode(cfg / "config.json") == 0o600
+    assert mode(cfg / "contexts") == 0o755 and mode(cfg / "contexts" / "meta") == 0o755
+    assert mode(cfg / "contexts" / "meta" / h) == 0o755 and mode(cfg / "contexts" / "meta" / h / "meta.json") == 0o644
+    for d in (cfg / "contexts" / "tls", cfg / "contexts" / "tls" / h, cfg / "contexts" / "tls" / h / "docker"):
+        assert mode(d) == 0o700, d
+    for f in ("ca.pem", "cert.pem", "key.pem"):
+        assert mode(cfg / "contexts" / "tls" / h / "docker" / f) == 0o600
+
+
+@pytest.mark.parametrize("shell", cc.SHELLS)
+@pytest.mark.parametrize("bad", ["tcp://1.2.3.4:2376\nrm -rf ~", "tcp://x\x00y", "tcp://x\ry", "tcp://x\u2028y"])
+def test_values_with_line_breaks_or_nul_are_refused(shell, bad):
+    with pytest.raises(UsageError) as ei:
+        env_for(shell, docker_host=bad)
+    assert "\n" not in str(ei.value) and "\x00" not in str(ei.value)
+
+
+@pytest.mark.parametrize("shell", cc.SHELLS)
+def test_newline_in_command_line_cannot_escape_the_hint_comment(shell):
+    out = env_for(shell, command_line=("machine", "-s", "/tmp/x\ntouch /tmp/pwned", "env", "dev"))
+    hint = out.splitlines()[-2:]
+    assert len(hint) == 2 and "touch /tmp/pwned" in hint[1]
+    comment = {"cmd": "REM ", "emacs": ";; ", "tcsh": ": "}.get(shell, "# ")
+    assert all(line.startswith(comment) for line in hint)
+    assert not any(line.startswith("touch") for line in out.splitlines())
