@@ -80,7 +80,7 @@ def main() -> int:
                 print("\n".join(errors), file=sys.stderr)
                 return 1
             time.sleep(args.settle)
-            accel = vms[0].driver.config.get("AccelUsed")
+            accel = vms[0].driver.config.accel_used
             print(f"accel          {accel}   memory {args.memory} MiB   cpus {args.cpus}   vms {args.vms} (parallel)")
             print(f"{'vm':<8} {'create s':>9} {'boot→ssh s':>11} {'RSS at ssh':>11} {'RSS +settle':>12}")
             for vm in vms:

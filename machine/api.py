@@ -15,14 +15,13 @@ import datetime as _dt
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 from . import credentials, layout, validate
 from .driver import Claims, Driver, DriverContext, Journal, get_driver_class
-from .errors import MachineError, NotFound, StepFailed, UsageError
+from .errors import MachineError, StepFailed, UsageError, machine_exists, no_such_machine
 from .fsutil import PRIVATE_FILE, PUBLIC_FILE, atomic_write
 from .layout import DEFAULT_ENGINE_PORT
 from .model import EngineOptions, Host, MachineMeta, Phase, State, SwarmOptions
@@ -51,9 +50,12 @@ class HostStatus:
     cert_expiry: str = ""
     labels: list = field(default_factory=list)
     response_ms: int = 0
+    engine_options: dict = field(default_factory=lambda: EngineOptions().to_dict())
+    swarm_options: dict = field(default_factory=lambda: SwarmOptions().to_dict())
 
     def as_template_data(self) -> dict:
         return {
+            "EngineOptions": self.engine_options, "SwarmOptions": self.swarm_options,
             "Name": self.name, "DriverName": self.driver, "State": self.state, "URL": self.url,
             "Active": "*" if self.active else "-", "ActiveHost": self.active,
             "DockerVersion": self.docker_version, "Swarm": self.swarm, "Error": self.error,
@@ -124,7 +126,7 @@ class Machines:
                engine: EngineOptions | None = None, swarm: SwarmOptions | None = None,
                tls: TLSOptions | None = None, keep_on_failure: bool = False,
                labels: dict | None = None, on_step: Reporter = lambda s: None,
-               ssh_deadline_s: float = 600.0, context: bool = True) -> Host:
+               ssh_deadline_s: float = 600.0, context: bool = True, swarm_mode=None) -> Host:
         """pre-check → record → driver.create (journaled) → provision → client config → ready."""
         validate_name(name)
         cls = get_driver_class(driver_name)
@@ -132,8 +134,7 @@ class Machines:
         tls = validate.tls_options(tls or TLSOptions())
         ssh_deadline_s = validate.seconds("--ssh-timeout", ssh_deadline_s, low=1)
         if self.store.exists(name):
-            raise UsageError(f"machine {name!r} already exists",
-                             f"pick another name or remove it first: machine rm {name}")
+            raise machine_exists(name)
         config = cls.Config.from_options(dict(driver_options or {}), driver_name=cls.name, machine_name=name)
         host = Host(name=name, driver_name=cls.name, driver=config, engine=engine,
                     swarm=swarm or SwarmOptions(), machine=MachineMeta(phase=Phase.CREATING.value))
@@ -149,6 +150,9 @@ class Machines:
             # dockerd listens where clients reach it unless told otherwise (--engine-port)
             host.engine.port = driver.default_engine_port() or DEFAULT_ENGINE_PORT
 
+        if swarm_mode is not None:  # a machine.swarm.SwarmRequest: checked before anything exists
+            swarm_mode.check(self, name)
+            host.engine.live_restore = False  # dockerd refuses swarm mode with live-restore on
         step = "pre-create-check"
         on_step(step)
         self._prepare_certs(tls)
@@ -169,6 +173,10 @@ class Machines:
                 self.store.save(host)
                 step = "provision"
                 self._provision(host, driver, on_step=on_step, pin=True, ssh_deadline_s=ssh_deadline_s)
+                if swarm_mode is not None:
+                    step = "swarm"
+                    on_step(step)
+                    self._timed(host, step, swarm_mode.apply, self, host, driver, on_step)
                 step = "client-config"
                 on_step(step)
                 self._client_config(host, context=context)
@@ -289,6 +297,10 @@ class Machines:
             driver = self.driver_for(host, report=on_step)
             if not driver.capabilities.provision:
                 raise UsageError(f"machine {name} uses driver {host.driver_name}, which has no host to provision")
+            if driver.capabilities.local_state and driver.capabilities.start and driver.state() != State.RUNNING:
+                on_step(f"starting {name} first")  # docker-machine starts a stopped host before provisioning
+                driver.start()
+                self.store.save(host)
             try:
                 result = self._provision(host, driver, on_step=on_step, pin=not host.machine.ssh_key_fingerprint,
                                          ssh_deadline_s=ssh_deadline_s, regenerate_certs=regenerate_certs,
@@ -351,7 +363,7 @@ class Machines:
         """Delete the host and its record. With force, the record goes even if the driver fails."""
         validate_name(name)
         if not self.store.exists(name):
-            raise NotFound(f"machine {name!r} does not exist", "see `machine ls`")
+            raise no_such_machine(name)
         with self.store.lock(name):
             try:
                 host = self.store.load(name)
@@ -359,6 +371,10 @@ class Machines:
                 if not force:
                     raise
                 host = None
+            if host is not None and host.machine.extra.get("Swarm"):
+                from .swarm import Swarm  # leave the swarm first; refuses the last manager unless force
+
+                Swarm(self, on_step=on_step).leave(name, force=force, host=host, locked=True)
             if host is not None:
                 host.machine.phase = Phase.REMOVING.value
                 try:
@@ -384,11 +400,47 @@ class Machines:
         self.store.remove(host.name)
 
     # ---- read-only ---------------------------------------------------------
-    def url(self, name: str) -> str:
+    def _url(self, host: Host) -> str:
+        """The engine URL: what provisioning recorded, else what the driver says (a docker-machine
+        record of a `none` machine keeps its URL in Driver.URL), else tcp://IP:PORT."""
+        if host.machine.url:
+            return host.machine.url
+        try:
+            driver = self.driver_for(host, persist=False)
+        except MachineError:  # a driver this install lacks: the record's address still answers
+            return host.url
+        url = driver.engine_url(int(host.engine.port or DEFAULT_ENGINE_PORT))
+        return "" if url.startswith(("tcp://:", "tcp://[]:")) else url  # no address yet
+
+    def _ready_url(self, name: str) -> tuple[Host, str]:
+        """A machine's record and URL for the verbs that point a client at its engine.
+
+        Like docker-machine, they refuse when the host is not running — asked only of
+        drivers that know their state without a network call (local_state).
+        """
         host = self.load(name)
-        if not host.url:
+        if host.machine.phase == Phase.CREATING.value:
+            raise MachineError(f"machine {name} is still being created",
+                               f"wait for its create to finish, or remove it: machine rm -f {name}")
+        try:
+            driver = self.driver_for(host, persist=False)
+        except MachineError:
+            driver = None
+        if driver is not None and driver.capabilities.local_state:
+            try:
+                state = driver.state()
+            except MachineError:  # cannot tell here (e.g. the hypervisor's tools are missing): answer anyway
+                state = State.RUNNING
+            if state != State.RUNNING:
+                raise MachineError("Host is not running", f"{name} is {state or 'not running'}; "
+                                   f"start it: machine start {name}")
+        url = self._url(host)
+        if not url:
             raise MachineError(f"machine {name} has no URL yet", f"is it running? machine start {name}")
-        return host.url
+        return host, url
+
+    def url(self, name: str) -> str:
+        return self._ready_url(name)[1]
 
     def ip(self, name: str) -> str:
         host = self.load(name)
@@ -409,10 +461,10 @@ class Machines:
 
     def config_flags(self, name: str) -> str:
         """docker-machine's `config` output: flags for the docker CLI."""
-        host = self.load(name)
+        host, url = self._ready_url(name)
         a = host.auth
         return (f"--tlsverify\n--tlscacert={_go_quote(a.ca_cert_path)}\n--tlscert={_go_quote(a.client_cert_path)}"
-                f"\n--tlskey={_go_quote(a.client_key_path)}\n-H={self.url(name)}\n")
+                f"\n--tlskey={_go_quote(a.client_key_path)}\n-H={url}\n")
 
     def env(self, name: str, *, shell: str, unset: bool = False, no_proxy: bool = False,
             command_line: Iterable[str] = (), environ=None, check: bool = False) -> str:
@@ -423,21 +475,28 @@ class Machines:
             return clientconfig.render_env(shell=shell, machine_name=name, docker_host="", cert_path="",
                                            unset=True, no_proxy=no_proxy, environ=environ,
                                            command_line=list(command_line))
-        host = self.load(name)
-        url = self.url(name)
-        cert_path = str(self.store.machine_dir(name))
+        host, url = self._ready_url(name)
+        # docker-machine's DOCKER_CERT_PATH: the machine folder it recorded (AuthOptions.StorePath)
+        cert_path = host.auth.store_path or str(self.store.machine_dir(name))
         if check:
             self.check_engine(host)
         return clientconfig.render_env(shell=shell, machine_name=name, docker_host=url, cert_path=cert_path,
                                        tls_verify=host.engine.tls_verify, no_proxy=no_proxy, environ=environ,
                                        command_line=list(command_line))
 
+    def engine_version(self, name: str, timeout: float = 10.0) -> str:
+        """The version the machine's engine reports (it must be running)."""
+        host, _ = self._ready_url(name)
+        return self.check_engine(host, timeout=timeout).version
+
     def check_engine(self, host: Host, timeout: float = 10.0):
+        """The engine's /info over mutual TLS, with the certificates the record names."""
         from .engineapi import engine_info
 
-        mdir = self.store.machine_dir(host.name)
-        return engine_info(host.url, ca=str(mdir / layout.CA_CERT), cert=str(mdir / layout.CLIENT_CERT),
-                           key=str(mdir / layout.CLIENT_KEY), timeout=timeout)
+        a, mdir = host.auth, self.store.machine_dir(host.name)
+        return engine_info(self._url(host), ca=a.ca_cert_path or str(mdir / layout.CA_CERT),
+                           cert=a.client_cert_path or str(mdir / layout.CLIENT_CERT),
+                           key=a.client_key_path or str(mdir / layout.CLIENT_KEY), timeout=timeout)
 
     def active(self, environ=None) -> str | None:
         """The machine DOCKER_HOST points at, else the current docker context if it is a machine."""
@@ -445,7 +504,7 @@ class Machines:
         docker_host = environ.get("DOCKER_HOST", "")
         if docker_host:
             for name, host in self.store.load_all():
-                if isinstance(host, Host) and host.url and host.url == docker_host:
+                if isinstance(host, Host) and self._url(host) == docker_host:
                     return name
             return None
         from . import clientconfig
@@ -468,6 +527,7 @@ class Machines:
     # ---- ls ----------------------------------------------------------------
     def ls(self, *, filters: dict[str, list[str]] | None = None, timeout: float = 10.0,
            probe: bool = True, environ=None) -> list[HostStatus]:
+        timeout = validate.seconds("--timeout", timeout, low=0.001)
         records = self.store.load_all()
         active = self.active(environ)
         rows: list[HostStatus] = []
@@ -476,9 +536,10 @@ class Machines:
             if isinstance(host, MachineError):
                 rows.append(HostStatus(name=name, state=State.ERROR.value, error=host.message))
                 continue
-            row = HostStatus(name=name, driver=host.driver_name, url=host.url, active=(name == active),
+            row = HostStatus(name=name, driver=host.driver_name, url=self._url(host), active=(name == active),
                              cert_expiry=_cert_expiry(host), labels=list(host.engine.labels),
-                             swarm=_swarm_label(host))
+                             swarm=_swarm_label(host), engine_options=host.engine.to_dict(),
+                             swarm_options=host.swarm.to_dict())
             if host.machine.phase in (Phase.CREATING.value, Phase.FAILED.value, Phase.REMOVING.value):
                 row.error = (host.machine.error or host.machine.phase).splitlines()[0]
             rows.append(row)
@@ -486,9 +547,40 @@ class Machines:
         pre = _prefilter(rows, filters or {})
         todo = [(r, h) for r, h in work if r in pre]
         if probe and todo:
-            with ThreadPoolExecutor(max_workers=min(32, len(todo))) as pool:
-                list(pool.map(lambda rh: self._probe(rh[0], rh[1], timeout), todo))
+            self._probe_all(todo, timeout)
         return _apply_filters([r for r in rows if r in pre], filters or {})
+
+    def _probe_all(self, work: list[tuple[HostStatus, Host]], timeout: float) -> None:
+        """Probe every host at once (threads bounded by open-file limits, not a small pool) under
+        one total deadline: a host that trickles its answer cannot hold `ls` past it."""
+        import dataclasses
+        import resource
+        import threading
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        slots = threading.BoundedSemaphore(max(8, min(1024, (soft if soft > 0 else 1024) // 4)))
+        results: list[HostStatus | None] = [None] * len(work)
+
+        def run(i: int, row: HostStatus, host: Host) -> None:
+            with slots:
+                mine = dataclasses.replace(row)
+                self._probe(mine, host, timeout)
+                results[i] = mine
+
+        threads = [threading.Thread(target=run, args=(i, r, h), daemon=True) for i, (r, h) in enumerate(work)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + timeout * 1.2 + 1.0  # per-host timeout, then a little grace
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for i, (row, _) in enumerate(work):
+            done = results[i]
+            if done is not None:
+                row.__dict__.update(done.__dict__)
+            else:  # still talking: reported, not waited for (daemon threads end with the process)
+                row.state = row.state or State.TIMEOUT.value
+                row.error = row.error or f"no answer within {timeout:g}s"
+                row.response_ms = int(timeout * 1000)
 
     def _probe(self, row: HostStatus, host: Host, timeout: float) -> None:
         """State from the driver where it is cheap, engine version over TLS; per-host timeout."""
@@ -496,7 +588,7 @@ class Machines:
         try:
             driver = self.driver_for(host, persist=False)
             row.state = str(driver.state())
-            if row.state == State.RUNNING.value and host.url:
+            if row.state == State.RUNNING.value and row.url:
                 info = self.check_engine(host, timeout=timeout)
                 row.docker_version = "v" + info.version if info.version else ""
         except MachineError as e:
@@ -523,6 +615,10 @@ def _go_quote(s: str) -> str:
 
 
 def _swarm_label(host: Host) -> str:
+    if host.machine.extra.get("Swarm"):  # swarm mode (machine/swarm.py)
+        from .swarm import label
+
+        return label(host)
     s = host.swarm
     if not s.is_swarm:
         return ""

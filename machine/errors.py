@@ -17,11 +17,23 @@ class MachineError(Exception):
 
 
 class UsageError(MachineError):
-    exit_code = 2
+    # docker-machine exits 1 on every error; scripts and GitLab Runner test for non-zero only
+    exit_code = 1
 
 
 class NotFound(MachineError):
     pass
+
+
+def no_such_machine(name: str) -> NotFound:
+    """docker-machine's wording (scripts grep for it), then ours."""
+    return NotFound(f'Docker machine "{name}" does not exist',
+                    'use "machine ls" to list machines, "machine create" to add one')
+
+
+def machine_exists(name: str) -> UsageError:
+    return UsageError(f'Docker machine "{name}" already exists',
+                      f"pick another name or remove it first: machine rm {name}")
 
 
 class HostKeyMismatch(MachineError):

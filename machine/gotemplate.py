@@ -1,7 +1,7 @@
 """A small subset of Go's text/template, enough for docker-machine's --format and -f.
 
-Supported: literal text, {{.Field}}, {{.A.B}}, {{json .}}, {{json .A}}, {{upper .X}},
-{{lower .X}}, {{join .List ","}}, {{index .Map "key"}}, and "table " prefixed
+Supported: literal text, {{.Field}}, {{.A.B}}, {{json .}}, {{prettyjson .A}}, {{upper .X}},
+{{lower .X}}, {{title .X}}, {{split .X ","}}, {{join .List ","}}, {{index .Map "key"}}, and "table " prefixed
 formats (header row, columns aligned like Go's tabwriter). Escapes \\t and \\n are
 honoured in the format string as the docker CLI does.
 """
@@ -65,6 +65,12 @@ def _eval(expr: str, data) -> str:
     args = [_arg(t, data) for t in tokens[1:]]
     if head == "json" and len(args) == 1:
         return json.dumps(args[0], separators=(",", ":"))
+    if head == "prettyjson" and len(args) == 1:  # docker-machine's inspect: MarshalIndent with 4 spaces
+        return json.dumps(args[0], indent=4)
+    if head == "split" and len(args) == 2:
+        return _render_value(str(args[0]).split(str(args[1])))
+    if head == "title" and len(args) == 1:
+        return str(args[0]).title()
     if head == "upper" and len(args) == 1:
         return str(args[0]).upper()
     if head == "lower" and len(args) == 1:
@@ -76,7 +82,7 @@ def _eval(expr: str, data) -> str:
             return _render_value(args[0][args[1]])
         except (KeyError, IndexError, TypeError):
             return "<no value>"
-    raise UsageError(f"template: function {head!r} not defined", "use .Field, json, upper, lower, join or index")
+    raise UsageError(f"template: function {head!r} not defined", "use .Field, json, prettyjson, upper, lower, title, split, join or index")
 
 
 def compile_format(fmt: str):

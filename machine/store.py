@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import MachineError, NotFound, UsageError
+from .errors import MachineError, UsageError, machine_exists, no_such_machine
 from . import layout
 from .fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write_json, ensure_dir
 from .model import Host
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-.]*$")
 LOCK_TIMEOUT = 600.0
+MAX_NAME = 250   # the lock file NAME.lock must fit a file name (255 bytes)
 
 
 def default_store_path(environ=None) -> Path:
@@ -31,12 +32,18 @@ def default_store_path(environ=None) -> Path:
 
 def validate_name(name: str) -> str:
     """docker-machine's rule: letters, digits, '-' and '.', starting alphanumeric."""
-    if not name or not NAME_RE.match(name) or len(name) > 253:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > MAX_NAME:
         raise UsageError(
             f"invalid machine name {name!r}",
             "use letters, digits, '-' and '.', starting with a letter or digit",
         )
     return name
+
+
+def natural_key(name: str):
+    """docker-machine's `ls` order: case-insensitive, numbers by value (node2 before node10)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", name.lower()) if part]
 
 
 class CorruptRecord(MachineError):
@@ -116,10 +123,9 @@ class Store:
             entries = os.listdir(self.machines_dir)
         except FileNotFoundError:
             return []
-        return sorted(
-            e for e in entries
-            if not e.startswith(".") and NAME_RE.match(e) and (self.machines_dir / e).is_dir()
-        )
+        return sorted((e for e in entries
+                       if not e.startswith(".") and NAME_RE.fullmatch(e) and (self.machines_dir / e).is_dir()),
+                      key=natural_key)
 
     def load(self, name: str) -> Host:
         path = self.config_path(name)
@@ -129,7 +135,7 @@ class Store:
             if self.machine_dir(name).is_dir():
                 raise CorruptRecord(f"machine {name!r} has no config.json",
                                     f"remove it with: machine rm -f {name}") from None
-            raise NotFound(f"machine {name!r} does not exist", "see `machine ls`") from None
+            raise no_such_machine(name) from None
         own_path = self.machine_dir(name) / layout.MACHINE_JSON
         try:
             own = json.loads(own_path.read_text()) if own_path.exists() else None
@@ -166,8 +172,7 @@ class Store:
         try:
             d.mkdir(mode=PRIVATE_DIR)
         except FileExistsError:
-            raise UsageError(f"machine {name!r} already exists",
-                             f"pick another name or remove it first: machine rm {name}") from None
+            raise machine_exists(name) from None
         return d
 
     def remove(self, name: str) -> None:

@@ -385,10 +385,16 @@ class VirtualBoxDriver(Driver):
         self.config.uuid = ""
 
     # ---- addresses --------------------------------------------------------------------------------------
+    def _docker_machine_record(self) -> bool:
+        # docker-machine's VMs have no loopback forward: clients reach them at the host-only IPAddress
+        return not self.config.engine_port and bool(self.config.ip_address) and self.config.ip_address != LOOPBACK
+
     def ip(self) -> str:
-        return LOOPBACK
+        return self.config.ip_address if self._docker_machine_record() else LOOPBACK
 
     def engine_endpoint(self, engine_port: int) -> tuple[str, int]:
+        if self._docker_machine_record():
+            return self.config.ip_address, engine_port
         return LOOPBACK, int(self.config.engine_port or engine_port)
 
     def addresses(self) -> list[str]:

@@ -79,13 +79,14 @@ def use(api, name):
 
 
 @click.command()
-@click.option("-f", "--force", is_flag=True, help="Drop the local record even if removing the host fails")
+@click.option("-f", "--force", is_flag=True,
+              help="Drop the local record even if removing the host fails; implies -y (as in docker-machine)")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation")
 @click.argument("names", nargs=-1, required=True)
 @pass_api
 def rm(api, force, yes, names):
     """Remove machines: the host (VM, cloud server …) and its local record."""
-    if not yes:
+    if not (yes or force):
         click.echo(f"About to remove {', '.join(names)}")
         click.echo("WARNING: This action will delete both local reference and remote instance.")
         if not click.confirm("Are you sure?", default=False):
@@ -106,5 +107,4 @@ def version(api, name):
     if not name:
         click.echo(f"machine version {__version__}")
         return
-    info = api.check_engine(api.load(name))
-    click.echo(info.version)
+    click.echo(api.engine_version(name))

@@ -9,6 +9,7 @@ import click
 from ..layout import DEFAULT_CERT_DAYS
 from ..validate import INSTALL_STRATEGIES as ENGINE_INSTALL
 from .common import get_api, step_reporter
+from .swarm import create_options as swarm_and_batch_options
 
 
 def _driver_from_args(args: list[str]) -> str | None:
@@ -131,7 +132,8 @@ class CreateCommand(click.Command):
 @click.option("--keep-on-failure", is_flag=True, help="Keep a failed machine for `machine provision` instead of rolling back")
 @click.option("--ssh-timeout", default=600, show_default=True, help="Seconds to wait for SSH")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines")
-@click.argument("name")
+@swarm_and_batch_options
+@click.argument("name", nargs=-1)
 @click.pass_context
 def create(ctx, driver, engine_install_url, engine_install, engine_bundle, engine_opt, engine_insecure_registry,
            engine_registry_mirror, engine_label, engine_storage_driver, engine_env, engine_port,
@@ -154,14 +156,26 @@ def create(ctx, driver, engine_install_url, engine_install, engine_bundle, engin
     )
     if engine_install_url:
         engine.install_url = engine_install_url
-    tls = TLSOptions(key_type=tls_key_type, cert_days=tls_cert_days, sans=list(tls_san), ca_cert=tls_ca_cert,
-                     ca_key=tls_ca_key, client_cert=tls_client_cert, client_key=tls_client_key)
+    given = ctx.find_root().obj.get("tls") or {}  # docker-machine's global --tls-* flags are the defaults
+    tls = TLSOptions(key_type=tls_key_type, cert_days=tls_cert_days, sans=list(tls_san),
+                     ca_cert=tls_ca_cert or given.get("ca_cert"), ca_key=tls_ca_key or given.get("ca_key"),
+                     client_cert=tls_client_cert or given.get("client_cert"),
+                     client_key=tls_client_key or given.get("client_key"))
     api = get_api(ctx)
+    from .swarm import batch_or_single  # several NAMEs or -n: made in parallel, summary, exit
+
+    name, swarm_mode = batch_or_single(ctx, api, name, driver, driver_values, quiet=quiet, engine=engine, tls=tls,
+                                       driver_options=_given_driver_values(ctx, driver_values),
+                                       keep_on_failure=keep_on_failure, ssh_deadline_s=ssh_timeout)
     report = step_reporter(name, quiet)
     host = api.create(name, driver, _given_driver_values(ctx, driver_values), engine=engine, tls=tls,
-                      keep_on_failure=keep_on_failure, on_step=report, ssh_deadline_s=ssh_timeout)
-    if not quiet:
-        click.echo(f"Docker is up and running at {host.url}", err=True)
+                      keep_on_failure=keep_on_failure, on_step=report, ssh_deadline_s=ssh_timeout,
+                      swarm_mode=swarm_mode)
+    if not quiet and not api.driver_for(host, persist=False).capabilities.provision:
+        click.echo(f"Recorded the existing engine at {api.url(name)} (not provisioned, not checked; "
+                   f"`machine env --check {name}` verifies it)", err=True)
+    elif not quiet:
+        click.echo(f"Docker is up and running at {host.machine.url} (verified over TLS)", err=True)
         click.echo(f"To point your docker client at it, run: eval $(machine env {name})  or  docker --context "
                    f"{_context(name)} ...", err=True)
 

@@ -19,7 +19,10 @@ from .common import default_name, pass_api
 def env(api, shell, unset, no_proxy, swarm, check, name):
     """Print the environment for a machine (from the store; no network unless --check)."""
     from .. import clientconfig
+    from ..errors import UsageError
 
+    if unset and name:  # docker-machine's rule: -u unsets, it names no machine
+        raise UsageError("Expected no machine name when the -u flag is present", "run: machine env -u")
     shell = shell or clientconfig.detect_shell()
     prog = sys.argv[0] if sys.argv and sys.argv[0] else "machine"
     args = [a for a in sys.argv[1:]] if sys.argv[1:] else ["env", default_name(name)]

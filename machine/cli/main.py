@@ -13,6 +13,7 @@ from .. import __version__
 COMMANDS = {
     "active": "machine.cli.basic:active",
     "config": "machine.cli.basic:config",
+    "cluster": "machine.cli.cluster:cluster",
     "create": "machine.cli.create:create",
     "env": "machine.cli.env:env",
     "bundle": "machine.cli.bundle:bundle",
@@ -30,6 +31,7 @@ COMMANDS = {
     "start": "machine.cli.lifecycle:start",
     "status": "machine.cli.basic:status",
     "stop": "machine.cli.lifecycle:stop",
+    "swarm": "machine.cli.swarm:swarm",
     "upgrade": "machine.cli.lifecycle:upgrade",
     "url": "machine.cli.basic:url",
     "use": "machine.cli.basic:use",
@@ -72,14 +74,29 @@ class LazyGroup(click.Group):
 @click.option("-s", "--storage-path", envvar="MACHINE_STORAGE_PATH", type=click.Path(),
               default=None, help="Machine store [env MACHINE_STORAGE_PATH, default ~/.docker/machine]")
 @click.option("-D", "--debug", is_flag=True, envvar="MACHINE_DEBUG", help="Show tracebacks and debug logs")
+@click.option("--tls-ca-cert", envvar="MACHINE_TLS_CA_CERT", default=None, help="CA to verify remotes against "
+              "(docker-machine's global flag: the default of create's --tls-ca-cert)")
+@click.option("--tls-ca-key", envvar="MACHINE_TLS_CA_KEY", default=None, help="Private key of that CA")
+@click.option("--tls-client-cert", envvar="MACHINE_TLS_CLIENT_CERT", default=None, help="Client cert to use for TLS")
+@click.option("--tls-client-key", envvar="MACHINE_TLS_CLIENT_KEY", default=None, help="Private key of that cert")
+@click.option("--native-ssh", is_flag=True, envvar="MACHINE_NATIVE_SSH",
+              help="Use the built-in SSH client for `machine ssh` even where OpenSSH is installed")
+@click.option("--github-api-token", envvar="MACHINE_GITHUB_API_TOKEN", default=None, hidden=True,
+              help="Accepted for docker-machine compatibility and ignored (no boot2docker downloads)")
+@click.option("--bugsnag-api-token", envvar="MACHINE_BUGSNAG_API_TOKEN", default=None, hidden=True,
+              help="Accepted for docker-machine compatibility and ignored (nothing is ever reported)")
 @click.version_option(__version__, "-v", "--version", prog_name="machine",
                       message="%(prog)s version %(version)s")
 @click.pass_context
-def cli(ctx, storage_path, debug):
+def cli(ctx, storage_path, debug, tls_ca_cert, tls_ca_key, tls_client_cert, tls_client_key, native_ssh,
+        github_api_token, bugsnag_api_token):
     """Create Docker hosts and point the docker CLI at them."""
     ctx.ensure_object(dict)
     ctx.obj["storage_path"] = storage_path
     ctx.obj["debug"] = debug
+    ctx.obj["native_ssh"] = native_ssh
+    ctx.obj["tls"] = {"ca_cert": tls_ca_cert, "ca_key": tls_ca_key, "client_cert": tls_client_cert,
+                      "client_key": tls_client_key}
     if debug:
         import logging
 
@@ -109,7 +126,7 @@ def main(argv=None) -> int:
         from .common import print_error
 
         print_error(e, debug=debug)
-        return e.exit_code
+        return 1  # docker-machine exits 1 on every error, usage errors included
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130

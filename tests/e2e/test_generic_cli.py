@@ -89,8 +89,8 @@ def test_generic_create_bundle_tls_docker_cli(generic_vm, env, bundle_dir, busyb
     watcher = threading.Thread(target=kill_when_installing, daemon=True)
     watcher.start()
     r = machine(env, "create", "-d", "generic", "--generic-ip-address", "127.0.0.1", "--generic-ssh-user", "ops",
-                "--generic-ssh-port", str(cfg["SSHPort"]), "--generic-ssh-key", str(vm.dir / "id_ed25519"),
-                "--generic-engine-port", str(cfg["EnginePort"]), "--engine-port", "2376",
+                "--generic-ssh-port", str(cfg.ssh_port), "--generic-ssh-key", str(vm.dir / "id_ed25519"),
+                "--generic-engine-port", str(cfg.engine_port), "--engine-port", "2376",
                 "--engine-bundle", str(bundle_dir), "--engine-label", "e2e=generic", "--keep-on-failure", NAME)
     killed.set()
     watcher.join(30)
@@ -142,7 +142,7 @@ def test_generic_create_bundle_tls_docker_cli(generic_vm, env, bundle_dir, busyb
     assert {"127.0.0.1", NAME} <= sans
     ctx = ssl.create_default_context(cafile=f"{mdir}/ca.pem")  # trusts the server, offers no client cert
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-        with socket.create_connection(("127.0.0.1", cfg["EnginePort"]), timeout=10) as s:
+        with socket.create_connection(("127.0.0.1", cfg.engine_port), timeout=10) as s:
             with ctx.wrap_socket(s, server_hostname="127.0.0.1") as tls:
                 tls.sendall(b"GET /version HTTP/1.0\r\n\r\n")
                 if not tls.recv(1024):
@@ -186,4 +186,4 @@ def test_generic_create_bundle_tls_docker_cli(generic_vm, env, bundle_dir, busyb
     assert sh(env, f"docker context inspect {NAME}").returncode != 0
     from machine.engineapi import port_open
 
-    assert port_open("127.0.0.1", cfg["SSHPort"]), "rm of a generic machine must leave the server running"
+    assert port_open("127.0.0.1", cfg.ssh_port), "rm of a generic machine must leave the server running"

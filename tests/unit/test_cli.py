@@ -175,7 +175,7 @@ def test_corrupt_record_is_listed_alone_and_removable(cli, store_path, two_machi
     (["create", "x1"], "no driver given"),
     (["create", "-d", "none", "x1"], "needs the engine's address"),
     (["create", "-d", "none", "--url", "http//nope", "x1"], "invalid --url"),
-    (["env", "ghost"], "machine 'ghost' does not exist"),
+    (["env", "ghost"], 'Docker machine "ghost" does not exist'),
     (["inspect", "ghost"], "does not exist"),
     (["url", "ghost"], "does not exist"),
     (["frobnicate"], "unknown command 'frobnicate'"),
