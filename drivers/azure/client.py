@@ -11,8 +11,19 @@ from .options import CLOUDS, AzureConfig
 RETRY_TOTAL = 3
 
 
+def quiet_sdk_logging() -> None:
+    """azure-identity logs a multi-line WARNING for every failed chain; with no logging set up Python
+    prints it on stderr. The driver reports the failure as one line; --debug logging still sees it."""
+    import logging
+
+    azure_logger = logging.getLogger("azure")
+    if not any(isinstance(h, logging.NullHandler) for h in azure_logger.handlers):
+        azure_logger.addHandler(logging.NullHandler())
+
+
 def credential(config: AzureConfig):
     """A typed service-principal secret, else azure-identity's default chain (never stored)."""
+    quiet_sdk_logging()
     from azure.identity import ClientSecretCredential, DefaultAzureCredential
 
     authority = config.authority()

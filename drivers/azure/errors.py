@@ -30,6 +30,15 @@ def first_line(text) -> str:
     return text.splitlines()[0].strip() if text else ""
 
 
+def chain_detail(exc) -> str:
+    """The telling line of a credential chain's failure (which credential said what), else its first line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines[1:]:
+        if "Token request error" in ln or "AADSTS" in ln or "invalid_client" in ln:
+            return ln
+    return lines[0] if lines else ""
+
+
 def error_code(exc) -> str:
     err = getattr(exc, "error", None)
     return str(getattr(err, "code", "") or "")
@@ -57,7 +66,7 @@ def convert(exc: BaseException, action: str) -> MachineError:
         return MachineError(f"cannot {action}: {exc}")
     if isinstance(exc, ac.ClientAuthenticationError) or type(exc).__name__ == "CredentialUnavailableError" \
             or getattr(exc, "status_code", None) == 401:
-        detail = error_message(exc) if getattr(exc, "status_code", None) else first_line(exc)
+        detail = error_message(exc) if getattr(exc, "status_code", None) else chain_detail(exc)
         return AuthFailed(f"Azure did not accept the credentials ({action}): {detail}", CRED_HINT,
                           code=error_code(exc), status=401)
     if isinstance(exc, ac.ServiceRequestError):

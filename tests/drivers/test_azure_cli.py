@@ -55,18 +55,19 @@ def test_ctrl_c_mid_create_leaves_nothing(azure_emu, azure_env, when, machine_bi
     ("quota", "quota exceeded: Standard_B2s needs 2 vCPUs"),
     ("credentials", "Azure did not accept the credentials"),
 ])
-def test_bad_input_is_one_line_before_anything_exists(cli, azure_emu, azure_env, monkeypatch, change, expect):
+def test_bad_input_is_one_line_before_anything_exists(machine_bin, azure_emu, azure_env, monkeypatch, change, expect):
     flags = azure_flags(azure_emu, **(change if isinstance(change, dict) else {}))
     if change == "quota":
         azure_emu.quota["cores"] = 1
     if change == "credentials":
         monkeypatch.setenv("IDENTITY_HEADER", "not-the-header")
-    r = cli("create", "-q", "-d", "azure", *flags, "bad")
+    # the real program: one process per create, as users run it
+    r = machine_bin("create", "-q", "-d", "azure", *flags, "bad")
     assert r.code == 1
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], r.err
     assert azure_emu.api_calls(mutating=True) == [] and azure_emu.owned() == []
-    assert cli("ls", "-q").out.strip() == ""
+    assert machine_bin("ls", "-q").out.strip() == ""
 
 
 def test_typed_client_secret_is_kept_out_of_config_json(api, azure_emu, monkeypatch):

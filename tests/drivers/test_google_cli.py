@@ -52,18 +52,19 @@ def test_ctrl_c_mid_create_leaves_nothing(google_emu, google_env, when, machine_
     ("quota", "quota exceeded: CPUS in us-central1 has 0 of 1 in use"),
     ("credentials", "no Google credentials"),
 ])
-def test_bad_input_is_one_line_before_anything_exists(cli, google_emu, google_env, monkeypatch, change, expect):
+def test_bad_input_is_one_line_before_anything_exists(machine_bin, google_emu, google_env, monkeypatch, change, expect):
     flags = google_flags(google_emu, **(change if isinstance(change, dict) else {}))
     if change == "quota":
         google_emu.quota["CPUS"] = 1
     if change == "credentials":
         monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
-    r = cli("create", "-q", "-d", "google", *flags, "bad")
+    # the real program: one process per create, as users run it
+    r = machine_bin("create", "-q", "-d", "google", *flags, "bad")
     assert r.code == 1
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], r.err
     assert google_emu.api_calls(mutating=True) == [] and google_emu.owned() == []
-    assert cli("ls", "-q").out.strip() == ""
+    assert machine_bin("ls", "-q").out.strip() == ""
 
 
 def test_env_and_ls_load_no_compute_sdk(api, google_emu, google_env):
