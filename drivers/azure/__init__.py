@@ -401,18 +401,20 @@ class AzureDriver(Driver):
         todo = sorted(reversed(entries), key=lambda e: rank.get(e["kind"], len(rank)))
         errors: list[MachineError] = []
         c = self.config
-        with self.ctx.lock(f"azure-{c.subscription_id}-{c.resource_group}"):
-            for entry in todo:
-                try:
+        for entry in todo:
+            try:
+                if entry["kind"] in R.SHARED:
+                    # "is anything else using it?" and the delete must not interleave with a create
+                    with self.ctx.lock(f"azure-{c.subscription_id}-{c.resource_group}"):
+                        self._delete(entry)
+                else:
                     self._delete(entry)
-                except BaseException as exc:
-                    if not isinstance(exc, Exception):
-                        raise
-                    err = convert(exc, f"delete {entry['kind'].replace('_', ' ')} {R.parse(entry['id'])['name']}")
-                    if isinstance(err, AuthFailed):
-                        raise err from exc
-                    errors.append(err)
-                    log.warning("%s", err)
+            except Exception as exc:
+                err = convert(exc, f"delete {entry['kind'].replace('_', ' ')} {R.parse(entry['id'])['name']}")
+                if isinstance(err, AuthFailed):
+                    raise err from exc
+                errors.append(err)
+                log.warning("%s", err)
         if errors:
             raise AzureError(f"{len(errors)} resource(s) could not be deleted; first: {errors[0].message}",
                              "run rm again: the journal keeps what is left")
