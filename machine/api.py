@@ -399,6 +399,39 @@ class Machines:
             clientconfig.remove_context(context_name(host.name))
         self.store.remove(host.name)
 
+    def openssh_argv(self, name: str, options: list[str], command: list[str]) -> list[str]:
+        """An OpenSSH command line to machine NAME that checks the key pinned in its known_hosts."""
+        import shutil
+
+        host = self.load(name)
+        driver = self.driver_for(host, persist=False)
+        if not driver.capabilities.ssh:
+            raise UsageError(f"machine {name} uses driver {host.driver_name}, which has no SSH access")
+        known_hosts = self.store.machine_dir(name) / layout.KNOWN_HOSTS
+        if not known_hosts.is_file():
+            raise MachineError(f"machine {name} has no pinned host key for OpenSSH to check",
+                               f"connect once with the built-in client: machine --native-ssh ssh {name}")
+        exe = shutil.which("ssh")
+        if exe is None:
+            raise MachineError("OpenSSH's ssh is not installed", "install openssh-client, or use --native-ssh")
+        ep = driver.ssh_endpoint()
+        argv = [exe, "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", "-p", str(int(ep.port))]
+        if ep.key_path:
+            argv += ["-o", "IdentitiesOnly=yes", "-i", ep.key_path]
+        return argv + list(options) + ["--", f"{ep.user}@{ep.host}"] + list(command)
+
+    def update_labels(self, name: str, labels: dict[str, str]) -> Host:
+        """Record labels on the machine (GitLab Runner's `update-labels`); returns the record."""
+        for key, value in labels.items():
+            validate.label("--label", f"{key}={value}")
+        host = self.load(name)
+        with self.store.lock(name):
+            host = self.load(name)
+            host.machine.labels.update(labels)
+            self.store.save(host)
+        return host
+
     # ---- read-only ---------------------------------------------------------
     def _url(self, host: Host) -> str:
         """The engine URL: what provisioning recorded, else what the driver says (a docker-machine
@@ -459,10 +492,21 @@ class Machines:
         data["Machine"]["CertExpiry"] = _cert_expiry(host)
         return data
 
-    def config_flags(self, name: str) -> str:
-        """docker-machine's `config` output: flags for the docker CLI."""
+    def config_flags(self, name: str, *, check: bool = True, timeout: float = 20.0) -> str:
+        """docker-machine's `config` output: flags for the docker CLI.
+
+        Like docker-machine's, it first checks the engine answers a mutual-TLS handshake
+        (GitLab Runner uses `config` as its liveness check); check=False answers from the record.
+        """
         host, url = self._ready_url(name)
         a = host.auth
+        if check:
+            from .engineapi import check_tls
+
+            mdir = self.store.machine_dir(name)
+            check_tls(url, ca=a.ca_cert_path or str(mdir / layout.CA_CERT),
+                      cert=a.client_cert_path or str(mdir / layout.CLIENT_CERT),
+                      key=a.client_key_path or str(mdir / layout.CLIENT_KEY), timeout=timeout)
         return (f"--tlsverify\n--tlscacert={_go_quote(a.ca_cert_path)}\n--tlscert={_go_quote(a.client_cert_path)}"
                 f"\n--tlskey={_go_quote(a.client_key_path)}\n-H={url}\n")
 

@@ -64,6 +64,27 @@ def get_json(url: str, path: str, *, ca: str, cert: str, key: str, timeout: floa
         conn.close()
 
 
+def check_tls(url: str, *, ca: str, cert: str, key: str, timeout: float = 20.0) -> None:
+    """A mutual-TLS handshake with the engine, nothing more (docker-machine's ValidateCertificate:
+    what `config` does before printing, and what GitLab Runner relies on as a liveness check)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("tcp", "https"):
+        return  # unix:// and ssh:// engines have no TLS to check
+    host, port = parsed.hostname, parsed.port or DEFAULT_ENGINE_PORT
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with tls_context(ca, cert, key).wrap_socket(raw, server_hostname=host):
+                pass
+    except ssl.SSLCertVerificationError as e:
+        raise MachineError(f"Error checking TLS connection: the engine at {url} presented a certificate that "
+                           f"does not verify ({e.verify_message})", "run: machine regenerate-certs NAME") from None
+    except (ssl.SSLError, OSError) as e:
+        why = "timed out" if isinstance(e, (socket.timeout, TimeoutError)) else (
+            getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e))
+        raise MachineError(f"Error checking TLS connection: cannot reach the engine at {url} ({why})",
+                           "is the machine running? machine status NAME") from None
+
+
 def engine_info(url: str, *, ca: str, cert: str, key: str, timeout: float = 5.0) -> EngineInfo:
     """GET /version; raises MachineError with the real cause (refused, TLS, timeout)."""
     try:

@@ -50,6 +50,11 @@ def _key_value(flag: str, item: str, *, env_key: bool = False) -> str:
     return item
 
 
+def label(flag: str, item: str) -> str:
+    """A KEY=VALUE label on one line."""
+    return _key_value(flag, item)
+
+
 def port(flag: str, value, *, allow_zero: bool = False) -> int:
     """A TCP port number, checked (never wrapped modulo 65536)."""
     try:

@@ -23,11 +23,12 @@ def active(api, timeout):
 
 
 @click.command()
+@click.option("--no-check", is_flag=True, help="Answer from the store without the TLS handshake")
 @click.argument("name", required=False)
 @pass_api
-def config(api, name):
-    """Print the docker CLI flags for a machine (answered from the store)."""
-    click.echo(api.config_flags(default_name(name)), nl=False)
+def config(api, no_check, name):
+    """Print the docker CLI flags for a machine, after checking its engine answers over TLS (as docker-machine)."""
+    click.echo(api.config_flags(default_name(name), check=not no_check), nl=False)
 
 
 @click.command()
@@ -108,3 +109,20 @@ def version(api, name):
         click.echo(f"machine version {__version__}")
         return
     click.echo(api.engine_version(name))
+
+
+@click.command(name="update-labels")
+@click.option("--label", "labels", multiple=True, required=True, help="KEY=VALUE (repeatable)")
+@click.argument("name")
+@pass_api
+def update_labels(api, labels, name):
+    """Record labels on a machine (GitLab Runner's autoscaler calls this)."""
+    from ..errors import UsageError
+
+    parsed = {}
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid --label {item!r}", "write it as KEY=VALUE")
+        parsed[key] = value
+    api.update_labels(name, parsed)

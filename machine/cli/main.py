@@ -32,6 +32,7 @@ COMMANDS = {
     "status": "machine.cli.basic:status",
     "stop": "machine.cli.lifecycle:stop",
     "swarm": "machine.cli.swarm:swarm",
+    "update-labels": "machine.cli.basic:update_labels",
     "upgrade": "machine.cli.lifecycle:upgrade",
     "url": "machine.cli.basic:url",
     "use": "machine.cli.basic:use",

@@ -11,21 +11,60 @@ from .common import default_name, get_api
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def ssh(ctx, name, command):
-    """Log into a machine with SSH, or run COMMAND on it.
+    """Log into a machine with SSH, or run COMMAND on it: machine ssh NAME [SSH-OPTIONS] [--] [COMMAND].
 
     The host key pinned at create time is checked; a changed key is refused.
     Like ssh, the words of COMMAND are joined with spaces and run by the remote shell.
+    SSH options before the command go to OpenSSH (as docker-machine passes them); with
+    --native-ssh, or without OpenSSH, the built-in client takes the harmless ones (-C -q -t -T -v).
     """
+    import os
+    import shutil
+
+    from ..errors import UsageError
     from ..transfer import machine_connection
 
-    if command and command[0] == "--":
-        command = command[1:]
-    conn = machine_connection(get_api(ctx), default_name(name))
+    options, command = split_ssh_options(list(command))
+    api = get_api(ctx)
+    native = ctx.find_root().obj.get("native_ssh") or shutil.which("ssh") is None
+    if options and not native:
+        argv = api.openssh_argv(default_name(name), options, command)
+        os.execv(argv[0], argv)  # the user's own ssh, with our pinned known_hosts
+    unsupported = [o for o in options if o not in NATIVE_HARMLESS]
+    if unsupported:
+        raise UsageError(f"the built-in SSH client does not support {' '.join(unsupported)}",
+                         "install OpenSSH (openssh-client) and drop --native-ssh")
+    conn = machine_connection(api, default_name(name))
     try:
         code = conn.interactive(" ".join(command) if command else None)
     finally:
         conn.close()
     ctx.exit(code if code >= 0 else 255)
+
+
+#: OpenSSH options that take a value
+SSH_OPTS_WITH_VALUE = set("BbcDEeFIiJLlmOopQRSWw")
+#: options the built-in client can accept (they change nothing it does)
+NATIVE_HARMLESS = {"-C", "-q", "-t", "-T", "-v", "-4", "-A", "-a", "-x", "-X", "-n"}
+
+
+def split_ssh_options(words: list[str]) -> tuple[list[str], list[str]]:
+    """[-C, -o, X=Y, --, echo, hi] -> ([-C, -o, X=Y], [echo, hi]): options end at the first word
+    that is not one, or at `--`."""
+    options: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w == "--":
+            return options, words[i + 1:]
+        if not w.startswith("-") or w == "-":
+            break
+        options.append(w)
+        if len(w) == 2 and w[1] in SSH_OPTS_WITH_VALUE and i + 1 < len(words):
+            options.append(words[i + 1])
+            i += 1
+        i += 1
+    return options, words[i:]
 
 
 @click.command()

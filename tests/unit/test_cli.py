@@ -90,7 +90,7 @@ def test_env_config_url_ip_inspect(cli, store_path, two_machines):
     assert f'set -gx DOCKER_HOST "tcp://127.0.0.1:{p1}";' in fish
     unset = cli("env", "--shell", "bash", "-u").out
     assert "unset DOCKER_HOST\n" in unset
-    assert cli("config", "n1").out == (
+    assert cli("config", "--no-check", "n1").out == (
         f'--tlsverify\n--tlscacert="{store_path}/certs/ca.pem"\n--tlscert="{store_path}/certs/cert.pem"\n'
         f'--tlskey="{store_path}/certs/key.pem"\n-H=tcp://127.0.0.1:{p1}\n')
     assert cli("url", "n1").out == f"tcp://127.0.0.1:{p1}\n"

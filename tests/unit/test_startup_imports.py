@@ -27,7 +27,7 @@ def loaded_modules(args, env):
 def test_env_ls_config_import_no_sdk(machine_bin, store_path):
     machine_bin("create", "-q", "-d", "none", "--url", "tcp://127.0.0.1:9", "n1", check=True)
     env = dict(os.environ)
-    for args in (["env", "--shell", "bash", "n1"], ["ls"], ["ls", "-q"], ["config", "n1"], ["url", "n1"],
+    for args in (["env", "--shell", "bash", "n1"], ["ls"], ["ls", "-q"], ["config", "--no-check", "n1"], ["url", "n1"],
                  ["--version"]):
         code, mods = loaded_modules(args, env)
         assert code == 0, args

@@ -1,0 +1,1 @@
+from harness.fixtures import engine_image, vm_store_path  # noqa: F401
