@@ -146,6 +146,8 @@ class GoogleDriver(Driver):
                     raise NotFound(f"network {c.network}{'/' + c.subnetwork if c.subnetwork else ''} does not exist",
                                      "check --google-network and --google-subnetwork") from None
                 raise
+        if c.address:
+            self._resolve_address()
         self._check_quota(checked["cpus"], gpus)
         with translate(f"look for an existing instance {self.machine_name}"):
             try:
@@ -178,6 +180,26 @@ class GoogleDriver(Driver):
         i = link.find("projects/")
         c.image_link = link[i:] if i >= 0 else link
         return c.image_link
+
+    def _resolve_address(self) -> None:
+        """--google-address may name a reserved address (docker-machine: name or IP): use its IP."""
+        import ipaddress
+
+        c = self.config
+        try:
+            ipaddress.ip_address(c.address)
+            return
+        except ValueError:
+            pass
+        with translate(f"look up address {c.address}"):
+            try:
+                addr = self.gc.addresses.get(project=c.project, region=c.region, address=c.address)
+            except Exception as e:
+                if is_not_found(e):
+                    raise NotFound(f"no reserved address {c.address} in {c.project}/{c.region}",
+                                   "reserve it first (gcloud compute addresses create) or pass its IP") from None
+                raise
+        c.address = addr.address
 
     def _check_quota(self, cpus: int, gpus) -> None:
         c = self.config

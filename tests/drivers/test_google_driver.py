@@ -130,6 +130,19 @@ def test_internal_only(make_driver, google_emu):
     d.remove()
 
 
+def test_reserved_address_by_name(make_driver, google_emu):
+    ip = google_emu.reserve_address("ci-ip")
+    d = make_driver("addr", address="ci-ip")
+    d.create()
+    assert d.config.address == ip and d.config.ip_address == ip
+    d.stop()
+    d.start()
+    assert d.config.ip_address == ip   # a static address survives stop/start
+    d.remove()
+    with pytest.raises(MachineError, match="no reserved address nope"):
+        make_driver("addr2", address="nope").pre_create_check()
+
+
 def test_batch_states_one_call_per_project(make_driver, google_emu):
     from machine.drivers.google import GoogleDriver
 

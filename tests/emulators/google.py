@@ -76,6 +76,7 @@ class GoogleEmulator(Emulator):
         self.private_ips = AddressPool("10.128.0.0/20", first=2)
         self.quota = {"CPUS": 24, "IN_USE_ADDRESSES": 8, "NVIDIA_T4_GPUS": 1, "NVIDIA_L4_GPUS": 0}
         self._next_id = 1000
+        self.addresses: dict[str, str] = {}        # "project/region/name" -> reserved static IP
 
     # ---- credentials ---------------------------------------------------------------------
     def service_account(self, directory, name: str = "machine-ci") -> str:
@@ -320,6 +321,21 @@ class GoogleEmulator(Emulator):
                      "network": self.link(f"projects/{m['project']}/global/networks/default"),
                      "region": self.link(f"projects/{m['project']}/regions/{m['region']}"),
                      "selfLink": self.link(f"projects/{m['project']}/regions/{m['region']}/subnetworks/default")}
+
+    def address_get(self, req, m):
+        self._project(m)
+        found = self.addresses.get(f"{m['project']}/{m['region']}/{m['name']}")
+        if found is None:
+            raise not_found(f"projects/{m['project']}/regions/{m['region']}/addresses/{m['name']}")
+        return 200, {"kind": "compute#address", "name": m["name"], "address": found, "status": "RESERVED",
+                     "selfLink": self.link(f"projects/{m['project']}/regions/{m['region']}/addresses/{m['name']}")}
+
+    def reserve_address(self, name: str, region: str = "us-central1") -> str:
+        """A static external address reserved by the user (taken from the public pool)."""
+        with self.lock:
+            ip = self.public_ips.take()
+            self.addresses[f"{PROJECT}/{region}/{name}"] = ip
+            return ip
 
     # ---- firewalls ------------------------------------------------------------------------------
     def firewall_insert(self, req, m):
@@ -587,6 +603,7 @@ class GoogleEmulator(Emulator):
         ("GET", V1 + r"/global/images/(?P<name>[^/]+)", image_get),
         ("GET", V1 + r"/global/networks/(?P<name>[^/]+)", network_get),
         ("GET", V1 + r"/regions/(?P<region>[^/]+)/subnetworks/(?P<name>[^/]+)", subnetwork_get),
+        ("GET", V1 + r"/regions/(?P<region>[^/]+)/addresses/(?P<name>[^/]+)", address_get),
         ("POST", V1 + r"/global/firewalls", firewall_insert),
         ("GET", V1 + r"/global/firewalls/(?P<name>[^/]+)", firewall_get),
         ("DELETE", V1 + r"/global/firewalls/(?P<name>[^/]+)", firewall_delete),
