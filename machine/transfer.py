@@ -151,7 +151,9 @@ def _download(sftp, src: str, dst: Path, recursive: bool, on_file) -> int:
     if stat.S_ISDIR(st.st_mode):
         if not recursive:
             raise UsageError(f"{src} is a directory", "pass -r to copy directories")
-        dst.mkdir(mode=stat.S_IMODE(st.st_mode) or 0o755, exist_ok=True)
+        if not dst.is_dir():
+            dst.mkdir(mode=0o700)
+            os.chmod(dst, stat.S_IMODE(st.st_mode) or 0o755)  # the remote mode, whatever the umask
         count = 0
         for attr in sorted(sftp.listdir_attr(src), key=lambda a: a.filename):
             count += _download(sftp, posixpath.join(src, attr.filename), dst / attr.filename, True, on_file)
