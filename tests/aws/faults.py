@@ -35,9 +35,11 @@ class CallRecorder:
 
     def __init__(self):
         self.calls: list[str] = []
+        self.on = True
 
     def __call__(self, model=None, **kw):
-        self.calls.append(model.name)
+        if self.on:
+            self.calls.append(model.name)
 
     def occurrences(self) -> list[tuple[str, int]]:
         """(operation, k): the k-th call (0-based) of each operation, in call order."""
