@@ -559,7 +559,8 @@ def write_context(
     if not docker_host:
         raise UsageError("docker context needs a docker host URL", "e.g. tcp://HOST:2376")
     cfg = _config_dir(config_dir)
-    check_context_free(name, cfg, store_path=store_path)
+    if not _legacy_ours(cfg, name, ca_pem, key_pem):
+        check_context_free(name, cfg, store_path=store_path)
     ensure_dir(cfg, PRIVATE_DIR)
 
     tls = _tls_dir(cfg, name)
@@ -598,6 +599,23 @@ def write_context(
     atomic_write(meta_dir / "meta.json", data, PUBLIC_FILE)
 
 
+def _legacy_ours(cfg: Path, name: str, ca_pem: bytes, key_pem: bytes) -> bool:
+    """An unmarked context written by a Machine from before the mark: it holds this
+    very CA and client key (only Machine's store has that key), so rewriting it with
+    the same material and marking it loses nothing of the user's."""
+    if not (ca_pem and key_pem) or context_owner(name, cfg) != "foreign":
+        return False
+    md = (_read_meta(cfg, name) or {}).get("Metadata")
+    if isinstance(md, dict) and MANAGED_KEY in md:
+        return False  # marked by us for another store, or forged: not legacy
+    tls = _tls_dir(cfg, name) / "docker"
+    try:
+        return (read_small_file(tls / "key.pem", _MAX_META_BYTES) == key_pem
+                and read_small_file(tls / "ca.pem", _MAX_META_BYTES) == ca_pem)
+    except (OSError, ValueError):
+        return False
+
+
 def context_exists(name: str, config_dir: Path | None = None) -> bool:
     """True if docker context `name` exists, ours or not ("default" always does)."""
     if name == _DEFAULT_CONTEXT:
@@ -632,9 +650,11 @@ def remove_context(name: str, config_dir: Path | None = None, *,
         except MachineError:
             pass  # an unreadable config.json is the user's; removing the context still works
     removed = False
-    # A TLS folder with no meta.json left (our removal killed half-way) goes too:
-    # nothing else can own a folder named after this context's hash without a meta.json.
-    for d in (_meta_dir(cfg, name), _tls_dir(cfg, name)):
+    # TLS material first, meta.json last: a removal killed half-way leaves a marked
+    # context that context_exists() still reports, so the next `rm` finishes it. A TLS
+    # folder with no meta.json at all goes too: nothing else can own a folder named
+    # after this context's hash without a meta.json.
+    for d in (_tls_dir(cfg, name), _meta_dir(cfg, name)):
         removed = _rmtree(d) or removed
     return removed
 

@@ -1158,3 +1158,42 @@ def test_newline_in_command_line_cannot_escape_the_hint_comment(shell):
     comment = {"cmd": "REM ", "emacs": ";; ", "tcsh": ": "}.get(shell, "# ")
     assert all(line.startswith(comment) for line in hint)
     assert not any(line.startswith("touch") for line in out.splitlines())
+
+
+def test_unmarked_context_of_an_older_machine_with_the_same_key_is_adopted(tmp_path, pems):
+    h = ctx_id("dev")
+    meta = tmp_path / "contexts" / "meta" / h / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"Name": "dev", "Metadata": {"Description": "machine dev (qemu)"},
+                                "Endpoints": {"docker": {"Host": "tcp://1.2.3.4:2376", "SkipTLSVerify": False}}}))
+    tls = tmp_path / "contexts" / "tls" / h / "docker"
+    tls.mkdir(parents=True)
+    (tls / "ca.pem").write_bytes(pems[0])
+    (tls / "key.pem").write_bytes(pems[2])
+    with pytest.raises(cc.ForeignContext):  # another key: the user's, not ours
+        cc.write_context("dev", docker_host="tcp://1.2.3.4:2376", ca_pem=pems[0], cert_pem=pems[1],
+                         key_pem=b"another key", config_dir=tmp_path)
+    cc.write_context("dev", docker_host="tcp://1.2.3.5:2376", ca_pem=pems[0], cert_pem=pems[1],
+                     key_pem=pems[2], config_dir=tmp_path)
+    assert cc.owned_context("dev", tmp_path)
+
+
+def test_removal_killed_half_way_is_finished_by_the_next_one(tmp_path, pems, monkeypatch):
+    _ctx(tmp_path, "dev", pems)
+    real = cc._rmtree
+    calls = []
+
+    def once(path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed between the two removals
+        return real(path)
+
+    monkeypatch.setattr(cc, "_rmtree", once)
+    with pytest.raises(KeyboardInterrupt):
+        cc.remove_context("dev", tmp_path)
+    monkeypatch.setattr(cc, "_rmtree", real)
+    assert not (tmp_path / "contexts" / "tls" / ctx_id("dev")).exists()  # the key went first
+    assert cc.context_exists("dev", tmp_path) and cc.owned_context("dev", tmp_path)
+    assert cc.remove_context("dev", tmp_path)
+    assert not cc.context_exists("dev", tmp_path)
