@@ -160,3 +160,47 @@ def test_batch_states_one_call_per_region(make_driver, moto):
     assert moto.calls == ["DescribeInstances"]
     for d in ds:
         d.remove()
+
+
+def test_ls_retries_throttling_with_backoff(make_driver, moto):
+    """Two throttled answers (HTTP 503 RequestLimitExceeded, as EC2 sends them), then the batch succeeds."""
+    from botocore.awsrequest import AWSResponse
+
+    from machine.drivers.aws import AWSDriver, client
+
+    d = make_driver("thr")
+    d.create()
+    body = (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+            b"</Message></Error></Errors><RequestID>x</RequestID></Response>")
+
+    class Raw:
+        def stream(self, **kw):
+            yield body
+
+    sent = []
+
+    def throttle(request=None, **kw):
+        sent.append(request.url)
+        if len(sent) <= 2:
+            return AWSResponse(request.url, 503, {}, Raw())
+        return None
+
+    client.HOOKS.append(("before-send.ec2.DescribeInstances", throttle))
+    fresh = make_driver("thr")
+    fresh.config.instance_id, fresh.config.region = d.config.instance_id, d.config.region
+    assert AWSDriver.batch_states([fresh]) == {"thr": State.RUNNING}
+    assert len(sent) == 3
+    client.HOOKS.clear()
+    d.remove()
+
+
+def test_rm_of_a_docker_machine_record_without_journal(make_driver, moto):
+    d = make_driver("legacy")
+    d.create()
+    old = make_driver("legacy")
+    for f in ("instance_id", "keypair_name", "region"):
+        setattr(old.config, f, getattr(d.config, f))
+    assert len(old.journal) == 0
+    old.remove()
+    left = moto.leftovers()
+    assert "instances" not in left and "key_pairs" not in left, left
