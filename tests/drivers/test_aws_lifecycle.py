@@ -204,3 +204,26 @@ def test_rm_of_a_docker_machine_record_without_journal(make_driver, moto):
     old.remove()
     left = moto.leftovers()
     assert "instances" not in left and "key_pairs" not in left, left
+
+
+def test_credentials_from_a_profile_and_typed_keys(make_driver, moto, monkeypatch, tmp_path):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    creds = tmp_path / "credentials"
+    creds.write_text("[ci]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    conf = tmp_path / "config"
+    conf.write_text("[profile ci]\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(conf))
+    d = make_driver("prof", profile="ci")
+    d.pre_create_check()
+    assert d.config.region == "us-east-1"          # the profile's region
+    typed = make_driver("typed", access_key="testing", secret_key="testing", region="us-east-1")
+    typed.pre_create_check()
+    assert "AccessKey" not in typed.config.to_record()
+    from machine.errors import UsageError
+
+    with pytest.raises(UsageError):
+        make_driver("nope", profile="missing").pre_create_check()
+    assert moto.leftovers() == {}
