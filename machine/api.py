@@ -139,6 +139,7 @@ class Machines:
         host = Host(name=name, driver_name=cls.name, driver=config, engine=engine,
                     swarm=swarm or SwarmOptions(), machine=MachineMeta(phase=Phase.CREATING.value))
         host.machine.created_at = _now()
+        host.machine.state_is_local = cls.capabilities.local_state
         host.machine.tls_key_type = tls.key_type
         host.machine.cert_days = tls.cert_days
         host.machine.labels = dict(labels or {})
@@ -455,10 +456,12 @@ class Machines:
         if host.machine.phase == Phase.CREATING.value:
             raise MachineError(f"machine {name} is still being created",
                                f"wait for its create to finish, or remove it: machine rm -f {name}")
-        try:
-            driver = self.driver_for(host, persist=False)
-        except MachineError:
-            driver = None
+        driver = None
+        if host.machine.state_is_local is not False:  # unknown (docker-machine's records) or local: ask
+            try:
+                driver = self.driver_for(host, persist=False)
+            except MachineError:
+                driver = None
         if driver is not None and driver.capabilities.local_state:
             try:
                 state = driver.state()

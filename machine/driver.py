@@ -527,11 +527,22 @@ def _importable(target: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
+def _own_entry_points(group: str = ENTRY_POINT_GROUP):
+    """Our own distribution's entry points: found without scanning every installed package."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        return tuple(ep for ep in distribution("machine").entry_points if ep.group == group)
+    except PackageNotFoundError:
+        return ()
+
+
 def get_driver_class(name: str) -> type[Driver]:
     """The driver class registered under `name` (or an alias), imported now."""
     if name in _registered:
         return _registered[name]
-    for ep in _entry_points():
+    for ep in _own_entry_points() + _entry_points():
         if ep.name == name and _importable(ep.value):
             try:
                 cls = ep.load()

@@ -186,6 +186,8 @@ class MachineMeta(_GoRecord):
     cert_days: int = field(default=DEFAULT_CERT_DAYS, metadata=go("CertDays"))
     labels: dict = field(default_factory=dict, metadata=go("Labels"))
     steps: dict = field(default_factory=dict, metadata=go("StepTimes"))
+    #: the driver's `local_state` capability, recorded so read-only verbs load no driver when it is False
+    state_is_local: bool | None = field(default=None, metadata=go("StateIsLocal"))
     extra: dict = field(default_factory=dict)
 
 

@@ -37,6 +37,7 @@ def bundle_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory) -> bytes:
     """A tar of a rootfs holding only a static busybox, for `docker import`."""
+    TEST_CACHE.mkdir(parents=True, exist_ok=True)  # a fresh machine has no cache folder yet
     cache = TEST_CACHE / "busybox-rootfs.tar"
     if cache.exists():
         return cache.read_bytes()
