@@ -65,10 +65,31 @@ chmod 0600 /home/ubuntu/.ssh/authorized_keys
     return shared_vm
 
 
+class BootingGateway(Gateway):
+    """An address answers only once its instance has "booted" (the agent installed its key), as on
+    EC2 sshd answers after cloud-init: until then connections are closed (SSH retries those)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.ready: set[str] = set()
+
+    def _assign(self, address):
+        if address not in self.ready:
+            return None
+        return super()._assign(address)
+
+    def release(self, address=None):
+        super().release(address)
+        if address is None:
+            self.ready.clear()
+        else:
+            self.ready.discard(address)
+
+
 @pytest.fixture(scope="module")
 def gateway(vm):
     c = vm.driver.config
-    gw = Gateway([{22: c.ssh_port, 2376: c.engine_port}], addresses=ADDRESSES).start()
+    gw = BootingGateway([{22: c.ssh_port, 2376: c.engine_port}], addresses=ADDRESSES).start()
     yield gw
     gw.stop()
 
@@ -76,9 +97,10 @@ def gateway(vm):
 class InstanceAgent:
     """cloud-init's part on EC2: the key pair of each running instance lands in ubuntu's authorized_keys."""
 
-    def __init__(self, moto_srv, vm):
+    def __init__(self, moto_srv, vm, gateway):
         self.ec2 = moto_srv.ec2()
         self.vm = vm
+        self.gateway = gateway
         self.done: set[str] = set()
         self.stop = threading.Event()
         self.errors: list[str] = []
@@ -90,7 +112,11 @@ class InstanceAgent:
                 for r in self.ec2.describe_instances(Filters=[{"Name": "instance-state-name",
                                                                "Values": ["running"]}])["Reservations"]:
                     for i in r["Instances"]:
-                        if i["InstanceId"] in self.done or not i.get("KeyName"):
+                        if i["InstanceId"] in self.done:   # booted: its current addresses answer
+                            self.gateway.ready.update(a for a in (i.get("PublicIpAddress"),
+                                                                  i.get("PrivateIpAddress")) if a)
+                            continue
+                        if not i.get("KeyName"):
                             continue
                         kp = self.ec2.describe_key_pairs(KeyNames=[i["KeyName"]], IncludePublicKey=True)["KeyPairs"][0]
                         pub = kp["PublicKey"].strip()
@@ -107,7 +133,7 @@ class InstanceAgent:
 @pytest.fixture
 def agent(moto_srv, vm, gateway):
     moto_srv.reset()
-    a = InstanceAgent(moto_srv, vm)
+    a = InstanceAgent(moto_srv, vm, gateway)
     a.thread.start()
     yield a
     a.stop.set()
