@@ -217,9 +217,12 @@ def test_gitlab_runner_command_line(moto_srv, agent, env):
     name = "runner-abc123-gitlab-aws-autoscaler-1700000000-deadbeef"
     argv = ["create", "--driver", "amazonec2", *flags, "--amazonec2-endpoint", moto_srv.url, name]
     r = machine(*argv, env=env)
+    refused = ""
     if r.returncode != 0 and "does not take a value" in r.stderr:
-        pytest.xfail("the core CLI refuses --bool-flag=true (GitLab Runner passes "
-                     "--amazonec2-use-private-address=true): " + r.stderr.strip().splitlines()[-1])
+        # the core CLI does not take --bool-flag=true yet: prove the rest with the bare flag
+        refused = r.stderr.strip().splitlines()[-1]
+        argv = [a[:-len("=true")] if a.endswith("-address=true") else a for a in argv]
+        r = machine(*argv, env=env)
     assert r.returncode == 0, r.stderr + "\nagent: " + "; ".join(agent.errors)
     inst = [i for res in ec2.describe_instances()["Reservations"] for i in res["Instances"]][0]
     tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
@@ -228,3 +231,5 @@ def test_gitlab_runner_command_line(moto_srv, agent, env):
     assert docker_version(name, env)
     assert machine("rm", "-y", name, env=env).returncode == 0
     assert_nothing_left(moto_srv)
+    if refused:
+        pytest.xfail("GitLab Runner passes --amazonec2-use-private-address=true; the core CLI says: " + refused)
