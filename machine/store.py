@@ -40,6 +40,28 @@ def validate_name(name: str) -> str:
     return name
 
 
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+
+def read_record_file(path: Path) -> str:
+    """A record file's text: a regular file (no link, FIFO or device), of sane size, UTF-8."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)  # O_NOFOLLOW: a symlink fails; O_NONBLOCK: a FIFO does not hang
+    try:
+        st = os.fstat(fd)
+        import stat as _stat
+
+        if not _stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if st.st_size > MAX_RECORD_BYTES:
+            raise ValueError(f"{path.name} is {st.st_size} bytes, more than a record can be")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_RECORD_BYTES + 1)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8")
+
+
 def natural_key(name: str):
     """docker-machine's `ls` order: case-insensitive, numbers by value (node2 before node10)."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part)
@@ -116,33 +138,41 @@ class Store:
 
     # ---- records -----------------------------------------------------------
     def exists(self, name: str) -> bool:
-        return self.machine_dir(name).is_dir()
+        """A machine folder (or something planted in its place, which rm -f can clear) exists."""
+        return os.path.lexists(self.machine_dir(name))
 
     def names(self) -> list[str]:
         try:
             entries = os.listdir(self.machines_dir)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         return sorted((e for e in entries
-                       if not e.startswith(".") and NAME_RE.fullmatch(e) and (self.machines_dir / e).is_dir()),
+                       if not e.startswith(".") and NAME_RE.fullmatch(e) and len(e) <= MAX_NAME
+                       and os.path.lexists(self.machines_dir / e)
+                       and not (self.machines_dir / e).is_file()),
                       key=natural_key)
 
     def load(self, name: str) -> Host:
-        path = self.config_path(name)
+        """One record; anything odd about it (a symlink, a special file, a huge or garbled file)
+        is a CorruptRecord for this machine alone, never a hang or a traceback."""
+        mdir = self.machine_dir(name)
+        path = mdir / layout.CONFIG_JSON
+        if not os.path.lexists(mdir):
+            raise no_such_machine(name)
+        if os.path.islink(mdir) or not mdir.is_dir():
+            raise CorruptRecord(f"machine {name!r} is not a folder of the store (a link or a file)",
+                                f"remove it with: machine rm -f {name}")
+        if not os.path.lexists(path):
+            raise CorruptRecord(f"machine {name!r} has no config.json", f"remove it with: machine rm -f {name}")
         try:
-            raw = path.read_text()
-        except FileNotFoundError:
-            if self.machine_dir(name).is_dir():
-                raise CorruptRecord(f"machine {name!r} has no config.json",
-                                    f"remove it with: machine rm -f {name}") from None
-            raise no_such_machine(name) from None
-        own_path = self.machine_dir(name) / layout.MACHINE_JSON
-        try:
-            own = json.loads(own_path.read_text()) if own_path.exists() else None
+            raw = read_record_file(path)
+            own_path = mdir / layout.MACHINE_JSON
+            own = json.loads(read_record_file(own_path)) if os.path.lexists(own_path) else None
             host = Host.from_dict(json.loads(raw), store_path=self.path, own=own)
-        except (ValueError, TypeError, AttributeError) as e:
-            raise CorruptRecord(f"machine {name!r} has an unreadable config.json ({e})",
-                                f"fix or remove {path} (machine rm -f {name})") from None
+        except (ValueError, TypeError, AttributeError, RecursionError, OSError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)[:200]
+            raise CorruptRecord(f"machine {name!r} has an unreadable record ({type(e).__name__}: {why})",
+                                f"fix or remove {mdir} (machine rm -f {name})") from None
         if host.name != name:
             # docker-machine allowed renaming the folder; the folder name wins.
             host.name = name
@@ -176,7 +206,12 @@ class Store:
         return d
 
     def remove(self, name: str) -> None:
-        shutil.rmtree(self.machine_dir(name), ignore_errors=True)
+        """Delete the machine folder; a link planted in its place goes, never what it points to."""
+        d = self.machine_dir(name)
+        if os.path.islink(d) or (os.path.lexists(d) and not d.is_dir()):
+            d.unlink()
+        else:
+            shutil.rmtree(d, ignore_errors=True)
         try:
             (self.locks_dir / f"{name}.lock").unlink()
         except FileNotFoundError:

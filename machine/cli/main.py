@@ -133,6 +133,13 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as e:  # read-only store, full disk, a path that is a file: say which and why
+        if debug:
+            raise
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        click.echo(f"Error: {e.strerror or e}{where}: check the store's permissions, free space and "
+                   f"path (-s/--storage-path)", err=True)
+        return 1
     except Exception as e:  # a bug: still one line unless --debug
         if debug:
             raise

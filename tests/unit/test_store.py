@@ -198,3 +198,72 @@ def test_concurrent_creates_end_with_one_ca(store_path):
     assert len(s.names()) == 6
     assert mode(store_path / "certs" / "ca-key.pem") == 0o600
     assert mode(store_path / "certs") == 0o700
+
+
+# ---- the store is untrusted input ------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["invalid-utf8", "deep-nesting", "directory", "int-name", "fifo", "dev-zero",
+                                  "huge", "list", "driver-not-object", "symlink-out"])
+def test_one_bad_record_is_reported_alone(store_path, cli, kind, tmp_path):
+    assert cli("create", "-d", "none", "--url", "tcp://127.0.0.1:9", "good").code == 0
+    bad = store_path / "machines" / "bad"
+    bad.mkdir(parents=True)
+    cfg = bad / "config.json"
+    if kind == "invalid-utf8":
+        cfg.write_bytes(b'{"Name": "\xff\xfe"}')
+    elif kind == "deep-nesting":
+        cfg.write_text("[" * 100000 + "]" * 100000)
+    elif kind == "directory":
+        cfg.mkdir()
+    elif kind == "int-name":
+        cfg.write_text('{"Name": 7, "DriverName": "none"}')
+    elif kind == "fifo":
+        os.mkfifo(cfg)
+    elif kind == "dev-zero":
+        cfg.symlink_to("/dev/zero")
+    elif kind == "huge":
+        cfg.write_text('{"Name": "bad", "x": "' + "a" * (5 * 1024 * 1024) + '"}')
+    elif kind == "list":
+        cfg.write_text("[]")
+    elif kind == "driver-not-object":
+        cfg.write_text('{"Name": "bad", "DriverName": "none", "Driver": "oops"}')
+    elif kind == "symlink-out":
+        outside = tmp_path / "outside.json"
+        outside.write_text('{"Name": "bad", "DriverName": "none"}')
+        cfg.symlink_to(outside)
+    r = cli("ls", "-t", "1")
+    assert r.code == 0 and "Traceback" not in r.err
+    rows = {ln.split()[0]: ln for ln in r.out.splitlines()[1:]}
+    assert set(rows) == {"bad", "good"} and "Error" in rows["bad"]
+    for verb in (["env", "--shell", "bash", "bad"], ["inspect", "bad"], ["url", "bad"]):
+        r = cli(*verb)
+        assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and "unexpected" not in r.err, (verb, r.err)
+    r = cli("rm", "-f", "bad")
+    assert r.code == 0, r.err
+    assert not os.path.lexists(bad) and cli("ls", "-q").out == "good\n"
+
+
+def test_rm_of_a_planted_symlink_removes_the_link_not_its_target(store_path, cli, tmp_path):
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "config.json").write_text('{"Name": "evil", "DriverName": "none"}')
+    (target / "data.txt").write_text("keep me")
+    (store_path / "machines").mkdir(parents=True)
+    (store_path / "machines" / "evil").symlink_to(target, target_is_directory=True)
+    r = cli("rm", "-y", "evil")
+    assert r.code == 1 and "rm -f" in r.err
+    assert cli("rm", "-f", "evil").code == 0
+    assert not os.path.lexists(store_path / "machines" / "evil")
+    assert (target / "data.txt").read_text() == "keep me" and (target / "config.json").exists()
+    # and create refuses the name while something is planted there
+    (store_path / "machines" / "evil").symlink_to(target, target_is_directory=True)
+    r = cli("create", "-d", "none", "--url", "tcp://127.0.0.1:9", "evil")
+    assert r.code == 1 and "already exists" in r.err and (target / "data.txt").exists()
+
+
+def test_unwritable_store_is_one_line(tmp_path, machine_bin):
+    store = tmp_path / "afile"
+    store.write_text("not a folder")
+    r = machine_bin("-s", str(store), "create", "-d", "none", "--url", "tcp://127.0.0.1:9", "x")
+    assert r.code == 1 and len(r.err.strip().splitlines()) <= 4 and "unexpected" not in r.err and \
+        "Traceback" not in r.err, r.err
