@@ -344,12 +344,22 @@ class Cluster:
         order = [m.machine for m in members if m.role != "manager"][::-1] + \
                 [m.machine for m in members if m.role == "manager"][::-1]
         errors = []
-        for m in order:
-            try:
-                self.api.rm(m, force=force, on_step=on_step)
-            except MachineError as e:
-                errors.append(f"{m}: {e.message}")
-        self._remove_context()
+        saved = os.environ.get("DOCKER_CONFIG")
+        if self.docker_config:  # the contexts live where they were written
+            os.environ["DOCKER_CONFIG"] = self.docker_config
+        try:
+            for m in order:
+                try:
+                    self.api.rm(m, force=force, on_step=on_step)
+                except MachineError as e:
+                    errors.append(f"{m}: {e.message}")
+            self._remove_context()
+        finally:
+            if self.docker_config:
+                if saved is None:
+                    os.environ.pop("DOCKER_CONFIG", None)
+                else:
+                    os.environ["DOCKER_CONFIG"] = saved
         if errors:
             raise MachineError(f"cluster {self.name}: some machines were not removed ({'; '.join(errors)})",
                                f"retry: machine cluster rm {self.name}")
