@@ -301,7 +301,7 @@ class Swarm:
         swarm_name = record_of(mhost).get("Name") or manager
 
         host = host or self.api.load(name)
-        client = client_for(host)
+        client = client_for(host, timeout=180)  # a join under a loaded TCG host takes a while
         client = self._ready_for_swarm(host, client, locked=locked)
         state = swarm_info(client)
         adv = advertise_addr or self._default_advertise(host, driver)
@@ -326,6 +326,10 @@ class Swarm:
                 kwargs["advertise_addr"] = adv
             try:
                 _call("swarm join", host, client.swarm.join, **kwargs)
+            except MachineError as e:
+                # dockerd gives up waiting after a while but keeps joining in the background
+                if "continue in the background" not in e.message and "Timeout was reached" not in e.message:
+                    raise
             finally:
                 token = None
                 kwargs.clear()
