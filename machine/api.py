@@ -156,6 +156,11 @@ class Machines:
             host.engine.live_restore = False  # dockerd refuses swarm mode with live-restore on
         step = "pre-create-check"
         on_step(step)
+        if context:
+            from . import clientconfig
+
+            # a docker context of that name the user made is never overwritten: refuse before anything exists
+            clientconfig.check_context_free(context_name(name), store_path=self.store.path)
         self._prepare_certs(tls)
         driver.pre_create_check()
 
@@ -288,7 +293,7 @@ class Machines:
                 context_name(host.name), docker_host=host.machine.url,
                 ca_pem=(mdir / layout.CA_CERT).read_bytes(), cert_pem=(mdir / layout.CLIENT_CERT).read_bytes(),
                 key_pem=(mdir / layout.CLIENT_KEY).read_bytes(),
-                description=f"machine {host.name} ({host.driver_name})")
+                description=f"machine {host.name} ({host.driver_name})", store_path=self.store.path)
 
     def provision(self, name: str, *, on_step: Reporter = lambda s: None, regenerate_certs: bool = False,
                   ssh_deadline_s: float = 300.0, upgrade: bool = False):
@@ -396,8 +401,8 @@ class Machines:
 
         mdir = self.store.machine_dir(host.name)
         credentials.delete(mdir, host.name, host.machine.credentials)
-        if clientconfig.context_exists(context_name(host.name)):
-            clientconfig.remove_context(context_name(host.name))
+        # ours only: a context of that name the user made is left alone (and a half-removed one finished)
+        clientconfig.remove_context(context_name(host.name), store_path=self.store.path, missing_ok_if_foreign=True)
         self.store.remove(host.name)
 
     def openssh_argv(self, name: str, options: list[str], command: list[str]) -> list[str]:
@@ -503,6 +508,10 @@ class Machines:
         """
         host, url = self._ready_url(name)
         a = host.auth
+        if any(c.isspace() for c in url) or not url.startswith(("tcp://", "unix://", "ssh://")):
+            # `docker $(machine config NAME)` splits on spaces: a URL with one would inject flags
+            raise MachineError(f"machine {name} has an engine URL that cannot be passed safely ({url!r})",
+                               f"fix its record or recreate it: machine rm -f {name}")
         if check:
             from .engineapi import check_tls
 
@@ -569,7 +578,7 @@ class Machines:
         host = self.load(name)
         if not clientconfig.context_exists(context_name(name)):
             self._client_config(host)
-        clientconfig.use_context(context_name(name))
+        clientconfig.use_context(context_name(name), store_path=self.store.path)
 
     # ---- ls ----------------------------------------------------------------
     def ls(self, *, filters: dict[str, list[str]] | None = None, timeout: float = 10.0,

@@ -201,6 +201,7 @@ class Store:
         d = self.machine_dir(name)
         try:
             d.mkdir(mode=PRIVATE_DIR)
+            os.chmod(d, PRIVATE_DIR)  # whatever the umask
         except FileExistsError:
             raise machine_exists(name) from None
         return d
@@ -219,10 +220,13 @@ class Store:
 
     # ---- certificates ---------------------------------------------------------
     def ensure_certs(self, key_type: str = "ecdsa", org: str = "machine") -> bool:
-        """Create the CA and client certificate once, under the store lock."""
-        if self.ca_cert().exists() and self.client_cert().exists() and self.client_key().exists():
-            return False
+        """Create the CA and client certificate once, under the store lock; an existing pair is
+        checked (a garbled CA or key is one line naming the file, never silently used)."""
         from . import certs
+
+        if self.ca_cert().exists() and self.client_cert().exists() and self.client_key().exists():
+            certs.check_client_pair(self.certs_dir)
+            return False
 
         with self.store_lock():
             ensure_dir(self.certs_dir, PRIVATE_DIR)

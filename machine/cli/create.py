@@ -49,6 +49,28 @@ def _click_option(driver_name: str, s) -> click.Option:
     return opts
 
 
+def _go_bool_flags(args: list[str], cls) -> list[str]:
+    """docker-machine (Go's flag package) takes --bool-flag=true|false; GitLab Runner's
+    MachineOptions pass them so ("amazonec2-use-private-address=true")."""
+    bools = set()
+    for s in cls.Config.options():
+        if s.kind is bool:
+            bools.add(s.cli_flag(cls.name))
+            bools.update(s.aliases)
+    out = []
+    for a in args:
+        flag, sep, value = a.partition("=")
+        if sep and flag in bools:
+            v = value.strip().lower()
+            if v in ("1", "true", "t", "yes"):
+                out.append(flag)
+                continue
+            if v in ("0", "false", "f", "no"):
+                continue
+        out.append(a)
+    return out
+
+
 class CreateCommand(click.Command):
     """Adds the driver's options once -d/--driver is known."""
 
@@ -63,6 +85,7 @@ class CreateCommand(click.Command):
                 if DRIVER_PARAM_PREFIX + s.field not in have:
                     self.params.extend(_click_option(cls.name, s))
             ctx.meta["driver_class"] = cls
+            args = _go_bool_flags(args, cls)
         return super().parse_args(ctx, args)
 
     def format_help_text(self, ctx, formatter):

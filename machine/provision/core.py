@@ -109,7 +109,8 @@ def provision_host(store, host, driver, *, on_step: Callable[[str], None] = lamb
         if not endpoint.host:
             raise MachineError(f"machine {host.name} has no address to reach over SSH",
                                f"check: machine status {host.name}")
-        conn = ssh.wait_for_ssh(endpoint, mdir / "known_hosts", deadline_s=ssh_deadline_s,
+        conn = ssh.wait_for_ssh(endpoint, mdir / layout.KNOWN_HOSTS, deadline_s=ssh_deadline_s,
+                                expected_fingerprint=host.machine.ssh_key_fingerprint or "",
                                 pin=pin_host_key, hint=host_key_hint(host.name))
         host.machine.ssh_key_fingerprint = conn.host_key_fingerprint
         if conn.pinned:

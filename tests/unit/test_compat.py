@@ -167,3 +167,31 @@ def test_ls_over_many_hanging_hosts_takes_about_one_timeout(store_path, silent_s
     took = time.monotonic() - t0
     assert len(rows) == 120 and all(r.error for r in rows)
     assert took < 1.0 * 1.2 + 1.5, f"ls took {took:.1f}s over 120 hanging hosts with a 1s timeout"
+
+
+def test_bool_driver_flags_take_go_style_values(cli, store_path, fake_driver):
+    """GitLab Runner's MachineOptions pass booleans as --flag=true (Go's flag package syntax)."""
+    from machine.driver import DriverConfig, register_driver, setting
+    from dataclasses import dataclass
+    from fakes import FakeConfig, FakeDriver
+
+    @dataclass
+    class BoolConfig(FakeConfig):
+        spot: bool = setting("Spot", False, flag="spot", alias="--fakecloud-spot", help="spot")
+
+    class BoolDriver(FakeDriver):
+        name = "boolfake"
+        Config = BoolConfig
+
+    register_driver("boolfake", BoolDriver)
+    try:
+        for i, (args, want) in enumerate(((["--boolfake-spot=true"], True), (["--boolfake-spot=false"], False),
+                                          (["--boolfake-spot"], True), (["--fakecloud-spot=TRUE"], True),
+                                          ([], False))):
+            name = f"b{i}"
+            r = cli("create", "-d", "boolfake", *args, name)
+            assert r.code == 0, (args, r.err)
+            rec = json.loads((store_path / "machines" / name / "config.json").read_text())
+            assert rec["Driver"].get("Spot", False) is want, args
+    finally:
+        register_driver("boolfake", None)
