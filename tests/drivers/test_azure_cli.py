@@ -37,11 +37,10 @@ def test_a_failure_at_every_call_of_create_leaves_nothing(api, azure_emu):
 
 @pytest.mark.parametrize("when", ["request", "poll"])
 def test_ctrl_c_mid_create_leaves_nothing(azure_emu, azure_env, when, machine_bin):
-    if when == "poll":
-        azure_emu.lro_seconds = 5
     code, out, err = interrupt_create(
         ["create", "-d", "azure", *azure_flags(azure_emu), "sig"], env_with_store(azure_env), azure_emu,
-        lambda m, p: m == "PUT" and "/virtualMachines/" in p, when=when)
+        lambda m, p: m == "PUT" and "/virtualMachines/" in p, when=when,
+        op_delay=lambda s: setattr(azure_emu, "lro_seconds", s))
     assert code != 0 and "interrupted" in err, err
     azure_emu.lro_seconds = 0
     azure_emu.settle()

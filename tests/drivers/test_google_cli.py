@@ -34,11 +34,10 @@ def test_a_failure_at_every_call_of_create_leaves_nothing(api, google_emu):
 
 @pytest.mark.parametrize("when", ["request", "poll"])
 def test_ctrl_c_mid_create_leaves_nothing(google_emu, google_env, when, machine_bin):
-    if when == "poll":
-        google_emu.op_seconds = 5
     code, out, err = interrupt_create(
         ["create", "-d", "google", *google_flags(google_emu), "sig"], env_with_store(google_env), google_emu,
-        lambda m, p: m == "POST" and p.endswith("/instances"), when=when)
+        lambda m, p: m == "POST" and p.endswith("/instances"), when=when,
+        op_delay=lambda s: setattr(google_emu, "op_seconds", s))
     assert code != 0 and "interrupted" in err, err
     google_emu.op_seconds = 0
     google_emu.settle()

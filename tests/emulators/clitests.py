@@ -67,11 +67,19 @@ def fail_every_call(api, emu, driver: str, options: dict, injected: tuple[int, d
     return n
 
 
-def interrupt_create(argv, env, emu, match, *, when: str = "request", timeout: float = 180):
+def interrupt_create(argv, env, emu, match, *, when: str = "request", timeout: float = 180,
+                     op_delay=None):
     """Start `machine create …`, send SIGINT while the matching call is in flight (when="request":
-    the call was done, its answer is late) or while its operation is polled (when="poll")."""
+    the call was done, its answer is late) or while its operation is polled (when="poll":
+    `op_delay(seconds)` makes the operations started from that call on slow, until the signal)."""
     seen = threading.Event()
-    emu.on_call = lambda m, p: seen.set() if match(m, p) else None
+
+    def on_call(m, p):
+        if match(m, p):
+            if when == "poll":
+                op_delay(30)
+            seen.set()
+    emu.on_call = on_call
     if when == "request":
         emu.slow(match, 3.0)
     p = subprocess.Popen([sys.executable, "-m", "machine", *argv], env=env, stdout=subprocess.PIPE,
@@ -80,8 +88,10 @@ def interrupt_create(argv, env, emu, match, *, when: str = "request", timeout: f
         if not seen.wait(timeout):
             p.kill()
             raise AssertionError(f"the create never made the call: {p.communicate()[1][-2000:]}")
-        time.sleep(0.5)
+        time.sleep(0.5 if when == "request" else 1.5)
         p.send_signal(signal.SIGINT)
+        if when == "poll":
+            op_delay(0)
         out, err = p.communicate(timeout=timeout)
     finally:
         if p.poll() is None:
