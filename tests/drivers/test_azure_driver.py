@@ -192,6 +192,21 @@ def test_gallery_image(make_driver, azure_emu):
     d.remove()
 
 
+def test_batch_states_one_call_per_subscription(make_driver, azure_emu):
+    from machine.drivers.azure import AzureDriver
+
+    a, b = make_driver("ba"), make_driver("bb")
+    a.create()
+    b.create()
+    b.stop()
+    before = len(azure_emu.calls)
+    assert AzureDriver.batch_states([a, b]) == {"ba": State.RUNNING, "bb": State.STOPPED}
+    assert [c.path for c in azure_emu.calls[before:]] == [
+        f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Compute/virtualMachines"]
+    a.remove()
+    b.remove()
+
+
 def test_typed_client_secret(make_driver, azure_emu, monkeypatch):
     for var in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
         monkeypatch.delenv(var)
