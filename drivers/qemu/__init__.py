@@ -8,10 +8,19 @@ Per machine, in the machine folder:
     qmp.sock        the QEMU monitor (state, ACPI power-down)
     console.log     the serial console
 
-Networking: a user-mode NIC (restrict=on: the guest reaches nothing outside) with
-SSH and the engine port forwarded from free ports on 127.0.0.1, plus, with
---qemu-network NAME, a second NIC on a vde_switch shared by the machines given
-the same NAME, with a static private address (see network.py).
+Networking: a user-mode NIC with SSH and the engine port forwarded from free
+ports on 127.0.0.1. --qemu-network-mode nat (the default) gives the guest outbound
+access through QEMU's user-mode NAT (the host is 10.0.2.2 from inside); isolated
+(restrict=on) lets it reach nothing outside. With --qemu-network NAME, a second NIC
+on a vde_switch shared by the machines given the same NAME, with a static private
+address (see network.py).
+
+Published ports: a per-machine agent (agent.py) follows the engine's events and
+forwards every published container port to 127.0.0.1 (same port where free) through
+QMP; `machine ports NAME` lists them; --qemu-forward-ports off opts out.
+
+Shared folders: --qemu-share HOST_DIR[:GUEST_DIR][:ro], 9p, mounted at boot by the
+seed (shares.py).
 
 Without --qemu-image the machine boots the Debian "engine" image with Docker
 Engine baked in, built offline with mmdebstrap on first use (see image.py).
@@ -20,6 +29,7 @@ Under nested or missing KVM the accelerator falls back to TCG (see process.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -45,7 +55,10 @@ IMAGE_BUILD_BYTES = 4 * GiB       # rootfs + raw disk while building the engine 
 URL_SCHEMES = ("http", "https", "ftp", "file")
 BUILTIN_IMAGES = {"engine": True, "base": False}
 
-FILES = ("disk.qcow2", "seed.iso", "qemu.pid", "qmp.sock", "console.log", "id_ed25519", "id_ed25519.pub")
+FILES = ("disk.qcow2", "seed.iso", "qemu.pid", "qmp.sock", "qmp-agent.sock", "console.log", "id_ed25519",
+         "id_ed25519.pub", "agent.pid", "agent.log", "ports.json")
+NETWORK_MODES = ("nat", "isolated")
+CHECKSUM_ALGOS = {"sha256": 64, "sha512": 128}
 
 
 def _mac(seed: str) -> str:
@@ -65,6 +78,27 @@ def _free_bytes(path: str | os.PathLike) -> int:
     return shutil.disk_usage(p).free
 
 
+def parse_checksum(value: str) -> tuple[str, str]:
+    """'sha256:HEX' (or a bare sha256/sha512 hex digest) -> (algorithm, lowercase hex)."""
+    v = (value or "").strip()
+    algo, sep, digest = v.partition(":")
+    if not sep:
+        algo, digest = {64: "sha256", 128: "sha512"}.get(len(v), ""), v
+    algo, digest = algo.lower(), digest.lower()
+    if algo not in CHECKSUM_ALGOS or len(digest) != CHECKSUM_ALGOS[algo] or \
+            any(c not in "0123456789abcdef" for c in digest):
+        raise UsageError(f"invalid --qemu-image-checksum {value!r}", "write sha256:HEX or sha512:HEX")
+    return algo, digest
+
+
+def file_digest(path: str | os.PathLike, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 @dataclass
 class QemuConfig(DriverConfig):
     memory: int = setting("Memory", 1024, flag="memory", env="QEMU_MEMORY", min=128, max=1024 * 1024,
@@ -79,6 +113,19 @@ class QemuConfig(DriverConfig):
                               "on first use ('base' = the same without the engine)")
     accel: str = setting("Accel", "auto", flag="accel", env="QEMU_ACCEL", choices=("auto", "kvm", "tcg"),
                          help="accelerator: auto (KVM only with kvm_intel/kvm_amd loaded), kvm or tcg")
+    image_checksum: str = setting("ImageChecksum", "", flag="image-checksum", env="QEMU_IMAGE_CHECKSUM",
+                                  group="Image", help="sha256:HEX or sha512:HEX of --qemu-image, verified before use")
+    network_mode: str = setting("NetworkMode", "nat", flag="network-mode", env="QEMU_NETWORK_MODE",
+                                choices=NETWORK_MODES, group="Network",
+                                help="nat: the guest reaches the outside through QEMU's user-mode NAT "
+                                     "(docker pull works); isolated: it reaches nothing but its forwarded ports")
+    forward_ports: str = setting("ForwardPorts", "on", flag="forward-ports", env="QEMU_FORWARD_PORTS",
+                                 choices=("on", "off"), group="Network",
+                                 help="forward ports published by containers to 127.0.0.1 (same port where free; "
+                                      "see `machine ports NAME`)")
+    shares: list = setting("Shares", [], flag="share", env="QEMU_SHARES", group="Shared folders",
+                           help="share HOST_DIR with the VM at GUEST_DIR (default: the same path), 9p, mounted at "
+                                "boot: HOST_DIR[:GUEST_DIR][:ro] (repeatable)")
     network: str = setting("Network", "", flag="network", env="QEMU_NETWORK", group="Network",
                            help="private network NAME shared by machines given the same NAME "
                                 "(a vde_switch; each machine gets a static address on it)")
@@ -114,6 +161,11 @@ class QemuConfig(DriverConfig):
             from .network import validate_name
 
             validate_name(self.network)
+        from . import shares
+
+        shares.parse_all(self.shares)
+        if self.image_checksum:
+            parse_checksum(self.image_checksum)
 
     def claims(self) -> Claims:
         return Claims(ports=frozenset(p for p in (self.ssh_port, self.engine_port) if p),
@@ -173,6 +225,7 @@ class QemuDriver(Driver):
                 raise MachineError("vde_switch not found (needed for --qemu-network)", "apt-get install vde2")
         need = MIN_FREE_BYTES
         kind, value = self._image_spec()
+        self._check_checksum_use(kind, value)
         if kind == "builtin":
             from . import image
 
@@ -193,12 +246,20 @@ class QemuDriver(Driver):
                 raise UsageError(f"image not found: {value}", "pass an existing disk image or an http(s) URL")
             else:
                 self._check_disk_size(value, disk_gb)
+        from . import shares
+
+        shares.check_host_dirs(shares.parse_all(self.config.shares))
         free = _free_bytes(self.machine_dir)
         if free < need:
             raise MachineError(
                 f"not enough free disk space in {self.machine_dir}: {free / GiB:.1f} GiB free, "
                 f"{need / GiB:.1f} GiB needed", "free some space or use another --storage-path")
         self._check_pinned_ports()
+
+    def _check_checksum_use(self, kind: str, value: str) -> None:
+        if self.config.image_checksum and (kind not in ("url", "path") or os.path.isdir(value)):
+            raise UsageError("--qemu-image-checksum needs --qemu-image FILE or URL",
+                             "built-in images and image folders are not checked")
 
     def _check_disk_size(self, disk: str, disk_gb: int) -> None:
         info = _proc.image_info(disk)
@@ -231,34 +292,79 @@ class QemuDriver(Driver):
                              "a folder image holds base.qcow2, vmlinuz and initrd.img (see `machine image ls`)")
         return disk, kernel, initrd
 
-    def _download(self, url: str) -> str:
-        """Fetch url once into STORE/cache/downloads/<sha256 of url>."""
-        import urllib.request
+    def _download(self, url: str, checksum: tuple[str, str] | None = None) -> str:
+        """Fetch url once into STORE/cache/downloads/<sha256 of url> (.xz/.gz unpacked on the way).
 
+        The checksum (of the file as published, i.e. before unpacking) is verified on
+        download and checked against the recorded digest when the cached copy is reused;
+        a cached copy that no longer matches is fetched again once.
+        """
         from filelock import FileLock
 
         d = Path(self.ctx.cache_dir) / "downloads"
         d.mkdir(parents=True, exist_ok=True)
         dest = d / hashlib.sha256(url.encode()).hexdigest()
+        meta_path = Path(str(dest) + ".json")
         with FileLock(str(dest) + ".lock"):
             if dest.is_file():
-                return str(dest)
-            tmp = d / f".{dest.name}.{os.getpid()}.part"
-            try:
-                with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
-                    shutil.copyfileobj(resp, out, 1 << 20)
-                os.replace(tmp, dest)
-            except OSError as e:
-                raise MachineError(f"cannot download {url}: {getattr(e, 'reason', None) or e}",
-                                   "check the URL, or download it yourself and pass --qemu-image PATH") from None
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+                if checksum is None:
+                    return str(dest)
+                try:
+                    recorded = json.loads(meta_path.read_text()).get(checksum[0])
+                except (OSError, ValueError):
+                    recorded = None
+                if recorded == checksum[1]:
+                    return str(dest)
+                self.ctx.report(f"cached {url} does not match {checksum[0]}:{checksum[1][:12]}…; downloading again")
+                dest.unlink()
+            self.ctx.report(f"downloading {url}")
+            digests = self._fetch(url, dest, d)
+            if checksum is not None and digests[checksum[0]] != checksum[1]:
+                dest.unlink()
+                raise MachineError(f"checksum mismatch for {url}: {checksum[0]} is {digests[checksum[0]]}, "
+                                   f"expected {checksum[1]}",
+                                   "check --qemu-image-checksum against the distribution's SUMS file")
+            atomic_write(meta_path, json.dumps(dict(digests, url=url)).encode(), mode=PUBLIC_FILE)
         return str(dest)
+
+    @staticmethod
+    def _fetch(url: str, dest: Path, d: Path) -> dict:
+        import urllib.request
+
+        path = urlparse(url).path.lower()
+        if path.endswith(".xz"):
+            import lzma
+            unpack = lzma.LZMADecompressor()
+        elif path.endswith(".gz"):
+            import zlib
+            unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        else:
+            unpack = None
+        hashes = {a: hashlib.new(a) for a in CHECKSUM_ALGOS}
+        tmp = d / f".{dest.name}.{os.getpid()}.part"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    for h in hashes.values():
+                        h.update(chunk)
+                    out.write(unpack.decompress(chunk) if unpack else chunk)
+            os.replace(tmp, dest)
+        except (OSError, EOFError, ValueError) as e:   # lzma.LZMAError and zlib.error are OSError/ValueError kin
+            raise MachineError(f"cannot download {url}: {getattr(e, 'reason', None) or e}",
+                               "check the URL, or download it yourself and pass --qemu-image PATH") from None
+        except Exception as e:
+            if type(e).__name__ in ("LZMAError", "error"):
+                raise MachineError(f"cannot unpack {url}: {e}") from None
+            raise
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return {a: h.hexdigest() for a, h in hashes.items()}
 
     def _resolve_image(self) -> None:
         """Record what the machine boots: ImagePath/ImageFormat and Kernel/Initrd (or none)."""
         kind, value = self._image_spec()
+        self._check_checksum_use(kind, value)
         kernel = initrd = ""
         if kind == "builtin":
             from . import image
@@ -266,13 +372,21 @@ class QemuDriver(Driver):
             paths = image.build_image(self.ctx.cache_dir, engine=BUILTIN_IMAGES[value], log=self.ctx.report)
             disk, kernel, initrd = str(paths.disk), str(paths.kernel), str(paths.initrd)
         elif kind == "url":
-            disk = self._download(value)
+            disk = self._download(value, parse_checksum(self.config.image_checksum)
+                                  if self.config.image_checksum else None)
         elif os.path.isdir(value):
             disk, kernel, initrd = self._kernel_dir(value)
         else:
             if not os.path.isfile(value):
                 raise UsageError(f"image not found: {value}", "pass an existing disk image or an http(s) URL")
             disk = value
+            if self.config.image_checksum:
+                algo, want = parse_checksum(self.config.image_checksum)
+                self.ctx.report(f"verifying {algo} of {disk}")
+                got = file_digest(disk, algo)
+                if got != want:
+                    raise MachineError(f"checksum mismatch for {disk}: {algo} is {got}, expected {want}",
+                                       "check --qemu-image-checksum, or the file is damaged")
         info = _proc.image_info(disk)
         fmt = info.get("format") or "raw"
         if fmt not in ("qcow2", "raw"):
@@ -332,21 +446,32 @@ class QemuDriver(Driver):
         _proc.create_overlay(c.image_path, c.image_format, self.disk_path, size)
         os.chmod(self.disk_path, 0o600)
         self.journal.record("disk", self.disk_path)
-        from . import seed
+        from . import seed, shares
 
         c.instance_id = f"{self.machine_name}-{secrets.token_hex(4)}"
         seed.write_seed(self._path("seed.iso"), instance_id=c.instance_id,
                         hostname=self.machine_name, public_key=public_key, ssh_user=c.ssh_user,
-                        nat_mac=c.nat_mac, private_mac=c.private_mac or None, private_cidr=private_cidr)
+                        nat_mac=c.nat_mac, private_mac=c.private_mac or None, private_cidr=private_cidr,
+                        bootcmd=shares.bootcmds(shares.parse_all(c.shares)))
         self.journal.record("seed", self._path("seed.iso"))
         self._boot(first=True)
 
+    @property
+    def agent_qmp_path(self) -> str:
+        return _proc.short_socket_path(self.machine_dir, "qmp-agent.sock")
+
     def _spec(self) -> _proc.VMSpec:
+        from . import shares
+
         c = self.config
         accel = _proc.choose_accel(c.accel)
         c.accel_used = accel
+        share_list = shares.parse_all(c.shares)
+        shares.check_host_dirs(share_list)
         vde = self._network(c.network).ensure_switch() if c.network else None
         return _proc.VMSpec(
+            restrict=c.network_mode == "isolated", agent_qmp_socket=self.agent_qmp_path,
+            shares=[(shares.tag(i), s.host, s.readonly) for i, s in enumerate(share_list)],
             name=self.machine_name, disk=self.disk_path, seed=self._path("seed.iso"),
             qmp_socket=self.qmp_path, pid_file=self.pid_path, console_log=self._path("console.log"),
             ssh_port=c.ssh_port, engine_port=c.engine_port, nat_mac=c.nat_mac, memory=c.memory, cpus=c.cpus,
@@ -354,7 +479,7 @@ class QemuDriver(Driver):
             vde_socket=vde, private_mac=c.private_mac or None)
 
     def _boot(self, first: bool = False) -> None:
-        for stale in (self.pid_path, self.qmp_path):
+        for stale in (self.pid_path, self.qmp_path, self.agent_qmp_path):
             try:
                 os.unlink(stale)
             except FileNotFoundError:
@@ -378,6 +503,31 @@ class QemuDriver(Driver):
             self.journal.forget("qemu-process", old["id"])
         self.journal.record("qemu-process", pid, ssh_port=c.ssh_port, engine_port=c.engine_port)
         c.booted_at = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self._start_agent(pid)
+
+    # ---- published ports ----------------------------------------------------------------------
+    def _start_agent(self, qemu_pid: int | None = None) -> None:
+        """Launch the port-forward agent for the running QEMU (unless --qemu-forward-ports off)."""
+        from . import agent
+
+        if self.config.forward_ports != "on":
+            return
+        qemu_pid = qemu_pid or self.pid()
+        if not qemu_pid:
+            return
+        avoid = self._peer_ports() | {self.config.ssh_port, self.config.engine_port}
+        agent.spawn(self.machine_dir, self.agent_qmp_path, self.config.engine_port, qemu_pid, avoid)
+
+    def published_ports(self) -> list[dict]:
+        """Container ports forwarded to 127.0.0.1 now: [{proto, host_port, guest_port, containers}]."""
+        from . import agent
+
+        return list(agent.read_state(self.machine_dir).get("forwards", []))
+
+    def agent_running(self) -> bool:
+        from . import agent
+
+        return agent.agent_pid(self.machine_dir) is not None
 
     def pid(self) -> int | None:
         pid = _proc.read_pid(self.pid_path)
@@ -408,13 +558,21 @@ class QemuDriver(Driver):
         if self.pid():
             if self.state() == State.PAUSED:
                 _proc.qmp(self.qmp_path, "cont")
+            if not self.agent_running() and os.path.exists(self.agent_qmp_path):
+                self._start_agent()   # the agent died (or was killed): bring it back
             return
         if not os.path.isfile(self.disk_path):
             raise MachineError(f"machine {self.machine_name} has no disk ({self.disk_path})",
                                f"remove it and create it again: machine rm -f {self.machine_name}")
         self._boot()
 
+    def _stop_agent(self) -> None:
+        from . import agent
+
+        agent.stop(self.machine_dir)
+
     def stop(self) -> None:
+        self._stop_agent()
         pid = self.pid()
         if not pid:
             self._cleanup_runtime()
@@ -429,13 +587,14 @@ class QemuDriver(Driver):
         self._cleanup_runtime()
 
     def kill(self) -> None:
+        self._stop_agent()
         pid = self.pid()
         if pid:
             _proc.kill_pid(pid, must_contain=self.disk_path)
         self._cleanup_runtime()
 
     def _cleanup_runtime(self) -> None:
-        for p in (self.pid_path, self.qmp_path):
+        for p in (self.pid_path, self.qmp_path, self.agent_qmp_path):
             try:
                 os.unlink(p)
             except FileNotFoundError:
@@ -455,6 +614,7 @@ class QemuDriver(Driver):
             except FileNotFoundError:
                 pass
         _proc.remove_short_socket(self.machine_dir, "qmp.sock")
+        _proc.remove_short_socket(self.machine_dir, "qmp-agent.sock")
 
     # ---- addresses ------------------------------------------------------------------------------
     def ip(self) -> str:

@@ -48,3 +48,37 @@ def ls(api, quiet):
         click.echo(fmt.format(r["hash"], "yes" if r["engine"] else "no", r["suite"] or "",
                               "*" if r["current"] else "", f"{r['size'] / 2**20:.0f} MiB",
                               r["built"], r["path"]))
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format")
+@click.argument("name", required=False)
+@pass_api
+def ports(api, fmt, name):
+    """List container ports a qemu machine forwards to 127.0.0.1 (added and removed as containers come and go)."""
+    import json
+
+    from ...cli.common import default_name
+    from ...errors import UsageError
+
+    name = default_name(name)
+    host = api.load(name)
+    driver = api.driver_for(host, persist=False)
+    if not hasattr(driver, "published_ports"):
+        raise UsageError(f"machine {name} uses driver {host.driver_name}, which does not forward published ports",
+                         "published ports are reachable at its address: machine ip " + name)
+    rows = driver.published_ports()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        line = "{:<6} {:<22} {:<7} {}"
+        click.echo(line.format("PROTO", "HOST", "GUEST", "CONTAINERS"))
+        for r in rows:
+            click.echo(line.format(r["proto"], f"127.0.0.1:{r['host_port']}", r["guest_port"],
+                                   ",".join(r.get("containers", []))))
+    if not driver.agent_running():
+        why = ("--qemu-forward-ports is off" if driver.config.forward_ports != "on" else
+               "the machine is not running" if not driver.pid() else "the port agent is not running "
+               f"(machine start {name} brings it back)")
+        click.echo(f"no ports are forwarded: {why}", err=True)

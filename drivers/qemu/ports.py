@@ -53,3 +53,36 @@ def free_ports(count: int, exclude: Iterable[int] = (), host: str = LOOPBACK, tr
     if len(out) < count:
         raise OSError("no free ports on 127.0.0.1")
     return out
+
+
+def udp_port_free(port: int, host: str = LOOPBACK) -> bool:
+    if not 0 < int(port) < 65536:
+        return False
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, int(port)))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def proto_port_free(proto: str, port: int, host: str = LOOPBACK) -> bool:
+    return udp_port_free(port, host) if proto == "udp" else port_free(port, host)
+
+
+def free_port(proto: str, exclude: Iterable[int] = (), host: str = LOOPBACK, tries: int = 200) -> int:
+    """One free TCP or UDP port on host, not in `exclude`."""
+    taken = set(int(p) for p in exclude)
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    for _ in range(tries):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind((host, 0))
+            p = s.getsockname()[1]
+        finally:
+            s.close()
+        if p not in taken and proto_port_free(proto, p, host):
+            return p
+    raise OSError(f"no free {proto} port on {host}")

@@ -288,7 +288,16 @@ class VMSpec:
     private_mac: str | None = None
     restrict: bool = True
     disk_format: str = "qcow2"
+    #: a second QMP monitor for the port-forward agent (one client per monitor at a time)
+    agent_qmp_socket: str | None = None
+    #: shared folders: (mount tag, host folder, read-only)
+    shares: list = field(default_factory=list)
     extra: list = field(default_factory=list)
+
+
+def _opt(value: str) -> str:
+    """A value inside a QEMU -opt list: commas are doubled."""
+    return str(value).replace(",", ",,")
 
 
 def build_argv(spec: VMSpec, binary: str = QEMU_BINARY) -> list[str]:
@@ -310,12 +319,19 @@ def build_argv(spec: VMSpec, binary: str = QEMU_BINARY) -> list[str]:
              "-drive", f"file={spec.seed},if=virtio,format=raw,readonly=on",
              "-netdev", netdev,
              "-device", f"virtio-net-pci,netdev=nat0,mac={spec.nat_mac}"]
+    for i, (tag, path, readonly) in enumerate(spec.shares):
+        # 9p in QEMU itself (no daemon); security_model=none: files keep the host user's ownership
+        argv += ["-fsdev", f"local,id=fs{i},path={_opt(path)},security_model=none"
+                           + (",readonly=on" if readonly else ""),
+                 "-device", f"virtio-9p-pci,fsdev=fs{i},mount_tag={_opt(tag)}"]
     if spec.vde_socket:
         argv += ["-netdev", f"vde,id=priv0,sock={spec.vde_socket}",
                  "-device", f"virtio-net-pci,netdev=priv0,mac={spec.private_mac}"]
     argv += ["-device", "virtio-rng-pci",
-             "-qmp", f"unix:{spec.qmp_socket},server=on,wait=off",
+             "-qmp", f"unix:{_opt(spec.qmp_socket)},server=on,wait=off",
              "-pidfile", spec.pid_file, "-daemonize"]
+    if spec.agent_qmp_socket:
+        argv += ["-qmp", f"unix:{_opt(spec.agent_qmp_socket)},server=on,wait=off"]
     argv += list(spec.extra)
     return argv
 

@@ -1,7 +1,8 @@
 """The NoCloud seed: an ISO9660 volume labelled `cidata`, built in pure Python.
 
 Files: meta-data (instance id, hostname), user-data (#cloud-config: the
-machine's SSH public key, `locale: false` because minbase has no locales),
+machine's SSH public key, `locale: false` because minbase has no locales, the
+mounts of shared folders as `bootcmd`),
 network-config (v2; NICs matched by MAC: DHCP on the user-mode NIC, a static
 address on the private network). cloud-init also generates the SSH host keys on
 first boot. The YAML is written as JSON (a YAML subset), so no value can break
@@ -24,7 +25,7 @@ def meta_data(instance_id: str, hostname: str) -> str:
     return json.dumps({"instance-id": instance_id, "local-hostname": hostname}, indent=2) + "\n"
 
 
-def user_data(hostname: str, public_key: str, ssh_user: str = "root") -> str:
+def user_data(hostname: str, public_key: str, ssh_user: str = "root", bootcmd: list | None = None) -> str:
     public_key = public_key.strip()
     if not public_key or "\n" in public_key:
         raise ValueError("public key must be one line")
@@ -39,6 +40,9 @@ def user_data(hostname: str, public_key: str, ssh_user: str = "root") -> str:
         "ssh_genkeytypes": ["ed25519", "ecdsa"],
         "ssh_authorized_keys": [public_key],
     }
+    if bootcmd:
+        # every boot, before SSH answers (shared folders: see shares.py)
+        doc["bootcmd"] = [list(map(str, c)) for c in bootcmd]
     if ssh_user == "root":
         # keys go to the distro's default user and, with this, to root as well
         doc["disable_root"] = False
@@ -94,10 +98,10 @@ def build_iso(files: dict[str, str]) -> bytes:
 
 def write_seed(path: str | os.PathLike, *, instance_id: str, hostname: str, public_key: str,
                ssh_user: str, nat_mac: str, private_mac: str | None = None,
-               private_cidr: str | None = None) -> Path:
+               private_cidr: str | None = None, bootcmd: list | None = None) -> Path:
     files = {
         "meta-data": meta_data(instance_id, hostname),
-        "user-data": user_data(hostname, public_key, ssh_user),
+        "user-data": user_data(hostname, public_key, ssh_user, bootcmd),
         "network-config": network_config(nat_mac, private_mac, private_cidr),
     }
     return atomic_write(path, build_iso(files), mode=0o600)

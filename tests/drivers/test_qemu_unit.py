@@ -38,6 +38,7 @@ PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0aG6bTqfYbJ1x1v6Gm6bYy2h4e8Xr3Zs1W9
 
 
 def make_driver(store: Path, name: str = "m1", peers=None, **opts) -> QemuDriver:
+    opts.setdefault("network_mode", "isolated")   # nothing a test boots reaches beyond loopback
     return driver_under_test(QemuDriver, store, name, options=opts, peers=peers)
 
 
