@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 NAME=${1:-demo}
 MACHINE_WITH_OPENSTACK=0 .ci/install-deps   # the OpenStack test packages are for the test suite only
 machine ls -q --filter "name=^${NAME}\$" | grep -qx "$NAME" && machine rm -y "$NAME"
-machine create -d qemu "$NAME"
+machine create -d qemu --qemu-network-mode isolated "$NAME"   # drop the flag for outbound network (docker pull)
 machine ls --filter "name=^${NAME}\$"
 docker --context "$NAME" version
 eval "$(machine env --shell bash "$NAME")"

@@ -42,7 +42,7 @@ def main() -> None:
         engine = EngineOptions(install="bundle" if args.bundle else "none", bundle=args.bundle)
         marks: list[tuple[str, float]] = []
         t0 = time.monotonic()
-        opts = {"memory": args.memory}
+        opts = {"memory": args.memory, "network_mode": "isolated"}
         if args.image:
             opts["image"] = args.image
         try:

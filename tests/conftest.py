@@ -12,6 +12,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The VM and OpenStack harnesses are importable as `harness` and `openstack_harness`
 # from any test module (pytest runs in importlib mode, so tests/ is added here).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Every qemu guest a test boots is isolated (reaches loopback forwards only) unless the test
+# says otherwise: a safety net under the explicit --qemu-network-mode isolated of each test.
+os.environ.setdefault("QEMU_NETWORK_MODE", "isolated")
 
 #: installed name -> folder of this checkout it must come from
 CHECKOUT_PACKAGES = {"machine": "machine", "machine.drivers": "drivers", "machine.bootstrap": "bootstrap",

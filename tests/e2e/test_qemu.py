@@ -69,7 +69,7 @@ def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory):
     name = "cli1"
     mdir = store / "machines" / name
     try:
-        r = machine("create", "-d", "qemu", name)
+        r = machine("create", "-d", "qemu", "--qemu-network-mode", "isolated", name)
         assert r.returncode == 0, r.stderr[-2000:]
         # the local docker CLI reaches the engine through the context create wrote
         docker = subprocess.run(["docker", "--context", name, "version", "--format", "{{.Server.Os}}"],

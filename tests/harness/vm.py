@@ -187,6 +187,8 @@ class VMPool:
             if len(self.alive()) >= self.max_vms:
                 raise RuntimeError(f"harness limit: {self.max_vms} VMs at once "
                                    f"(MACHINE_TEST_MAX_VMS); remove one first")
+            # nothing a test boots may reach any address but loopback (give network_mode= to change it)
+            options.setdefault("network_mode", "isolated")
             config = QemuDriver.Config.from_options(options, driver_name="qemu", machine_name=name)
             host = Host(name=name, driver_name="qemu", driver=config)
             self.store.reserve(name)
