@@ -65,6 +65,9 @@ class VSphereConfig(DriverConfig):
     clone_from: str = setting("CloneFrom", "", flag="clone-from", env="VSPHERE_CLONE_FROM",
                               alias=A + "clone-from", group="VM",
                               help="template (or VM) to clone: a cloud image with cloud-init and VMware Tools")
+    content_library: str = setting("ContentLibrary", "", flag="content-library", env="VSPHERE_CONTENT_LIBRARY",
+                                   alias=A + "content-library", group="VM",
+                                   help="content library holding --vsphere-clone-from as a VM template item")
     cpus: int = setting("CPU", 2, flag="cpu-count", env="VSPHERE_CPU_COUNT", alias=A + "cpu-count", min=1,
                         max=768, group="VM", help="virtual CPUs")
     memory: int = setting("Memory", 2048, flag="memory-size", env="VSPHERE_MEMORY_SIZE",
@@ -206,6 +209,14 @@ class VSphereDriver(Driver):
             try:
                 pl = placement.resolve(si, self.config)
                 self._check_room(pl)
+                if self.config.content_library:
+                    from . import library
+
+                    rest = library.Rest(self.config, session.ssl_context(self.config))
+                    try:
+                        library.find_item(rest, self.config.content_library, self.config.clone_from)
+                    finally:
+                        rest.logout()
             except (MachineError, UsageError):
                 raise
             except Exception as e:
@@ -234,16 +245,19 @@ class VSphereDriver(Driver):
             try:
                 pl = placement.resolve(si, c)
                 self._check_room(pl)
-                c.instance_uuid = str(uuid.uuid4())
-                # journaled before the task starts: an interrupted clone is still found (by its UUID)
-                self.journal.record("vm", c.instance_uuid, name=self.machine_name)
-                self.ctx.report(f"cloning {pl.template.name} to {self.machine_name} on {pl.datastore.name}")
-                task = pl.template.CloneVM_Task(folder=pl.folder, name=self.machine_name,
-                                                spec=_vm.clone_spec(pl, c.instance_uuid))
-                vm = self._wait(task, f"cloning {pl.template.name}")
-                c.vm_ref = vm._moId
-                self.journal.forget("vm", c.instance_uuid)
-                self.journal.record("vm", c.instance_uuid, moref=c.vm_ref, name=self.machine_name)
+                if c.content_library:
+                    vm = self._deploy_from_library(si, pl)
+                else:
+                    c.instance_uuid = str(uuid.uuid4())
+                    # journaled before the task starts: an interrupted clone is still found (by its UUID)
+                    self.journal.record("vm", c.instance_uuid, name=self.machine_name)
+                    self.ctx.report(f"cloning {pl.template.name} to {self.machine_name} on {pl.datastore.name}")
+                    task = pl.template.CloneVM_Task(folder=pl.folder, name=self.machine_name,
+                                                    spec=_vm.clone_spec(pl, c.instance_uuid))
+                    vm = self._wait(task, f"cloning {pl.template.name}")
+                    c.vm_ref = vm._moId
+                    self.journal.forget("vm", c.instance_uuid)
+                    self.journal.record("vm", c.instance_uuid, moref=c.vm_ref, name=self.machine_name)
 
                 meta = guest.meta_data(f"{self.machine_name}-{secrets.token_hex(4)}", self.machine_name)
                 user = guest.user_data(self.machine_name, public_key, c.ssh_user, extra_user)
@@ -269,6 +283,35 @@ class VSphereDriver(Driver):
                 raise
             except Exception as e:
                 raise session.translate(e, f"creating {self.machine_name}") from None
+
+    def _deploy_from_library(self, si, pl):
+        """Deploy --vsphere-clone-from out of --vsphere-content-library (vAPI REST), journaled at once."""
+        from pyVmomi import vim
+
+        from . import library, placement, session
+
+        c = self.config
+        if any(v.name == self.machine_name for v in placement._children(si, pl.folder, vim.VirtualMachine)):
+            raise MachineError(f"a VM named {self.machine_name} already exists in folder {pl.folder.name}",
+                               "pick another machine name or --vsphere-folder")
+        rest = library.Rest(c, session.ssl_context(c))
+        try:
+            item = library.find_item(rest, c.content_library, c.clone_from)
+            # the deploy call names no id we could journal first: the name in its folder stands in
+            self.journal.record("vm-deploy", self.machine_name, folder=pl.folder._moId)
+            self.ctx.report(f"deploying {c.clone_from} from content library {c.content_library} "
+                            f"to {self.machine_name} on {pl.datastore.name}")
+            ref = library.deploy(rest, item, self.machine_name, pl)
+        finally:
+            rest.logout()
+        vm = vim.VirtualMachine(ref, si._stub)
+        c.vm_ref, c.instance_uuid = ref, vm.config.instanceUuid
+        self.journal.record("vm", c.instance_uuid, moref=ref, name=self.machine_name)
+        self.journal.forget("vm-deploy", self.machine_name)
+        if vm.config.template:
+            # vCenter deploys a VM; govmomi's simulator (0.24) deploys a template: make it a VM
+            vm.MarkAsVirtualMachine(pool=pl.pool, host=pl.host)
+        return vm
 
     def _power_on(self, vm) -> None:
         from pyVmomi import vim
@@ -306,7 +349,7 @@ class VSphereDriver(Driver):
                     self._power_off(vm)
                     self._wait(vm.Destroy_Task(), f"destroying {self.machine_name}")
             return
-        if not any(e["kind"] in ("vm", "datastore-file") for e in entries) and not self.config.vm_ref:
+        if not any(e["kind"] in ("vm", "vm-deploy", "datastore-file") for e in entries) and not self.config.vm_ref:
             for e in entries:
                 self.journal.forget(e["kind"], e["id"])
             return
@@ -335,6 +378,18 @@ class VSphereDriver(Driver):
                                     raise
                     elif e["kind"] == "datastore-file":
                         self._delete_file(si, e)
+                    elif e["kind"] == "vm-deploy":
+                        folder = vim.Folder(e["folder"], si._stub)
+                        from . import placement
+
+                        try:
+                            mine = [v for v in placement._children(si, folder, vim.VirtualMachine)
+                                    if v.name == e["id"]]
+                        except vmodl.fault.ManagedObjectNotFound:
+                            mine = []
+                        for vm in mine:
+                            self._power_off(vm)
+                            self._wait(vm.Destroy_Task(), f"destroying {e['id']}")
                     self.journal.forget(e["kind"], e["id"])
             except (MachineError, UsageError):
                 raise

@@ -78,9 +78,11 @@ def datacenter(si, name: str):
 
 
 def template(si, dc, config):
-    """The VM or template to clone (--vsphere-clone-from)."""
+    """The VM or template to clone (--vsphere-clone-from); None for a content-library item."""
     from pyVmomi import vim
 
+    if config.content_library:
+        return None
     if not config.clone_from:
         raise UsageError("nothing to clone", "pass --vsphere-clone-from TEMPLATE (a template or VM)")
     return find_one(si, dc.vmFolder, vim.VirtualMachine, config.clone_from, "--vsphere-clone-from",
@@ -109,9 +111,9 @@ def compute(si, dc, config, tmpl):
     elif cr is not None:
         pool = cr.resourcePool
     else:
-        src_host = tmpl.runtime.host
+        src_host = tmpl.runtime.host if tmpl is not None else None
         if src_host is None:
-            raise UsageError(f"cannot tell where to run clones of {tmpl.name}",
+            raise UsageError("cannot tell where to run the VM",
                              "pass --vsphere-cluster, --vsphere-hostsystem or --vsphere-pool")
         pool = src_host.parent.resourcePool
     return pool, host
@@ -130,9 +132,9 @@ def datastore(si, dc, config, tmpl):
         if not members:
             raise UsageError(f"datastore cluster {pod.name} has no datastores")
         return max(members, key=lambda d: d.summary.freeSpace or 0)
-    if tmpl.datastore:
+    if tmpl is not None and tmpl.datastore:
         return tmpl.datastore[0]
-    raise UsageError(f"cannot tell which datastore clones of {tmpl.name} go to", "pass --vsphere-datastore")
+    raise UsageError("cannot tell which datastore the VM goes to", "pass --vsphere-datastore")
 
 
 def folder(si, dc, config):

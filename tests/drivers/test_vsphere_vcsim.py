@@ -368,3 +368,67 @@ def test_docker_machine_record_found_by_name(tmp_path, vsphere_env, vsphere_opts
     assert d.config.to_record()["SSHPassword"] == "tcuser"      # unknown keys survive
     d.remove()
     assert vm_names() == []
+
+
+def _rest(sim, method, path, body=None, token=None):
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=sim.cert_file)
+    h = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        h["vmware-api-session-id"] = token
+    else:
+        h["Authorization"] = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    req = urllib.request.Request(f"https://{sim.host}:{sim.port}/rest{path}", method=method, headers=h,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                     urllib.request.ProxyHandler({})).open(req, timeout=30) as r:
+        raw = r.read()
+    return json.loads(raw)["value"] if raw else None
+
+
+@pytest.fixture
+def vmtx_item(vsphere_env):
+    """A content library "machines" holding the template as a VM-template item (vcsim's vAPI REST)."""
+    from pyVmomi import vim
+
+    sim = vsphere_env
+    token = _rest(sim, "POST", "/com/vmware/cis/session")
+    libs = _rest(sim, "POST", "/com/vmware/content/library?~action=find", {"spec": {"name": "machines"}}, token)
+    if not libs:
+        ds = find(sim.si, vim.Datastore, "LocalDS_0")[0]
+        lib = _rest(sim, "POST", "/com/vmware/content/local-library", {"create_spec": {
+            "name": "machines", "type": "LOCAL",
+            "storage_backings": [{"type": "DATASTORE", "datastore_id": ds._moId}]}}, token)
+        tmpl = vm_of(sim, TEMPLATE)
+        dc = find(sim.si, vim.Datacenter, "DC0")[0]
+        _rest(sim, "POST", "/vcenter/vm-template/library-items", {"spec": {
+            "source_vm": tmpl._moId, "name": "debian-vmtx", "library": lib,
+            "placement": {"resource_pool": tmpl.runtime.host.parent.resourcePool._moId,
+                          "folder": dc.vmFolder._moId}}}, token)
+    return "machines", "debian-vmtx"
+
+
+def test_deploy_from_content_library(tmp_path, vsphere_env, vsphere_opts, vm_names, vmtx_item):
+    library, item = vmtx_item
+    baseline = set(vm_names())
+    # a library item is not a VM: vCenter needs to be told where it goes
+    with pytest.raises(UsageError, match="cannot tell where to run the VM"):
+        make(tmp_path, vsphere_opts, content_library=library, clone_from=item).pre_create_check()
+    d = make(tmp_path, vsphere_opts, content_library=library, clone_from=item, cpus=2, cluster="DC0_C0",
+             datastore="LocalDS_0", cfgparam=[f"SET.guest.ipAddress={IP}"])
+    d.pre_create_check()
+    d.create()
+    vm = vm_of(vsphere_env, "vs1")
+    assert d.config.vm_ref == vm._moId and d.config.ip_address == IP
+    assert [e["kind"] for e in d.journal] == ["ssh-key", "vm"]
+    assert vm.config.hardware.numCPU == 2 and "guestinfo.userdata" in extra(vm)
+    d.remove()
+    assert set(vm_names()) == baseline - {"vs1"}
+    with pytest.raises(UsageError, match="no such item in content library 'machines'"):
+        make(tmp_path, vsphere_opts, content_library=library, clone_from="nope", cluster="DC0_C0",
+             datastore="LocalDS_0").pre_create_check()
+    with pytest.raises(UsageError, match="--vsphere-content-library 'nolib': no such content library"):
+        make(tmp_path, vsphere_opts, content_library="nolib", clone_from=item, cluster="DC0_C0",
+             datastore="LocalDS_0").pre_create_check()

@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/vmware/govmomi/simulator"
+	_ "github.com/vmware/govmomi/vapi/simulator" // the vAPI REST endpoints (content libraries)
 )
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 			model.Service.TLS.Certificates = []tls.Certificate{pair}
 		}
 	}
+	model.Service.RegisterEndpoints = true
 	model.Service.HandleFunc("/machine-test/datastore-free", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
