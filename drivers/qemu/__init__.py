@@ -58,6 +58,7 @@ BUILTIN_IMAGES = {"engine": True, "base": False}
 FILES = ("disk.qcow2", "seed.iso", "qemu.pid", "qmp.sock", "qmp-agent.sock", "console.log", "id_ed25519",
          "id_ed25519.pub", "agent.pid", "agent.log", "ports.json")
 NETWORK_MODES = ("nat", "isolated")
+_VERIFIED: set = set()     # local images whose checksum this process verified
 CHECKSUM_ALGOS = {"sha256": 64, "sha512": 128}
 
 
@@ -246,6 +247,7 @@ class QemuDriver(Driver):
                 raise UsageError(f"image not found: {value}", "pass an existing disk image or an http(s) URL")
             else:
                 self._check_disk_size(value, disk_gb)
+                self._verify_local(value)
         from . import shares
 
         shares.check_host_dirs(shares.parse_all(self.config.shares))
@@ -255,6 +257,22 @@ class QemuDriver(Driver):
                 f"not enough free disk space in {self.machine_dir}: {free / GiB:.1f} GiB free, "
                 f"{need / GiB:.1f} GiB needed", "free some space or use another --storage-path")
         self._check_pinned_ports()
+
+    def _verify_local(self, disk: str) -> None:
+        """--qemu-image-checksum of a local image file (once per process for the same file)."""
+        if not self.config.image_checksum:
+            return
+        algo, want = parse_checksum(self.config.image_checksum)
+        st = os.stat(disk)
+        key = (disk, st.st_size, st.st_mtime_ns, algo, want)
+        if key in _VERIFIED:
+            return
+        self.ctx.report(f"verifying {algo} of {disk}")
+        got = file_digest(disk, algo)
+        if got != want:
+            raise MachineError(f"checksum mismatch for {disk}: {algo} is {got}, expected {want}",
+                               "check --qemu-image-checksum, or the file is damaged")
+        _VERIFIED.add(key)
 
     def _check_checksum_use(self, kind: str, value: str) -> None:
         if self.config.image_checksum and (kind not in ("url", "path") or os.path.isdir(value)):
@@ -380,13 +398,7 @@ class QemuDriver(Driver):
             if not os.path.isfile(value):
                 raise UsageError(f"image not found: {value}", "pass an existing disk image or an http(s) URL")
             disk = value
-            if self.config.image_checksum:
-                algo, want = parse_checksum(self.config.image_checksum)
-                self.ctx.report(f"verifying {algo} of {disk}")
-                got = file_digest(disk, algo)
-                if got != want:
-                    raise MachineError(f"checksum mismatch for {disk}: {algo} is {got}, expected {want}",
-                                       "check --qemu-image-checksum, or the file is damaged")
+            self._verify_local(disk)
         info = _proc.image_info(disk)
         fmt = info.get("format") or "raw"
         if fmt not in ("qcow2", "raw"):
