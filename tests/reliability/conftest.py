@@ -43,5 +43,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         f"kills survived {c['kills_survived']} (of {c['kills']} SIGKILLs, {c['kills_mid_create']} mid-creation), "
         f"inputs tried {c['inputs']}, shell evaluations {c['evaluations']}, "
         f"refused with one line {c['refused']}, injections {c['injections']}, "
-        f"wrong values {c['wrong_values']}, tracebacks {c['tracebacks']}"
+        f"wrong values {c['wrong_values']}, tracebacks {c['tracebacks']}, "
+        f"unexpected errors {c['unexpected']} (CLI corpus: {c['cli_inputs']} runs, {c['cli_kills']} kills of create/rm)"
         + ("" if LONG else "  [fast tier; MACHINE_RELIABILITY_LONG=1 for the long sweeps]"))
