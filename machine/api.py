@@ -427,6 +427,63 @@ class Machines:
             argv += ["-o", "IdentitiesOnly=yes", "-i", ep.key_path]
         return argv + list(options) + ["--", f"{ep.user}@{ep.host}"] + list(command)
 
+    def audit(self, name: str, *, environ=None, timeout: float = 20.0) -> list:
+        """Check machine NAME against the container-security checklist (machine/audit.py)."""
+        from . import audit as checks
+        from .engineapi import get_json
+
+        environ = os.environ if environ is None else environ
+        host, url = self._ready_url(name)
+        a, mdir = host.auth, self.store.machine_dir(name)
+        tls = dict(ca=a.ca_cert_path or str(mdir / layout.CA_CERT), cert=a.client_cert_path or
+                   str(mdir / layout.CLIENT_CERT), key=a.client_key_path or str(mdir / layout.CLIENT_KEY))
+        try:
+            info = get_json(url, "/info", timeout=timeout, **tls)
+            tls_verified = True
+        except MachineError:
+            raise
+        except Exception as e:
+            raise MachineError(f"cannot read the engine of {name} over TLS ({e})",
+                               f"check it runs: machine status {name}") from None
+        listed = get_json(url, "/containers/json", timeout=timeout, **tls)
+        containers = [get_json(url, f"/containers/{c['Id']}/json", timeout=timeout, **tls) for c in listed]
+        images = get_json(url, "/images/json", timeout=timeout, **tls)
+        facts = checks.HostFacts()
+        if self.driver_for(host, persist=False).capabilities.ssh:
+            facts = self._audit_host_facts(name)
+        return checks.audit(info, containers, images, facts, tls_verified=tls_verified,
+                            content_trust=environ.get("DOCKER_CONTENT_TRUST", "") in ("1", "true"))
+
+    def _audit_host_facts(self, name: str):
+        """Plain-TCP dockerd listeners and pending updates, read over one SSH connection."""
+        from . import audit as checks
+        from .transfer import machine_connection
+
+        script = r"""
+ss -ltnpH 2>/dev/null | awk '/dockerd/ {print "listen " $4}'
+if command -v apt-get >/dev/null; then echo "updates $(apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | grep -c '^Inst ')"
+elif command -v dnf >/dev/null; then echo "updates $(dnf -q check-update 2>/dev/null | grep -c '^[a-zA-Z0-9]')"
+elif command -v zypper >/dev/null; then echo "updates $(zypper -q lu 2>/dev/null | grep -c '^v ')"; fi
+. /etc/os-release 2>/dev/null && echo "os $PRETTY_NAME"
+"""
+        facts = checks.HostFacts()
+        conn = machine_connection(self, name)
+        try:
+            out = conn.run_script(script, sudo=True, check=False, timeout=120).stdout
+        finally:
+            conn.close()
+        host = self.load(name)
+        tls_port = str(host.engine.port or DEFAULT_ENGINE_PORT)
+        for line in out.splitlines():
+            kind, _, value = line.partition(" ")
+            if kind == "listen" and not value.endswith(":" + tls_port):
+                facts.plain_tcp_listeners.append(value)
+            elif kind == "updates" and value.strip().isdigit():
+                facts.pending_updates = int(value)
+            elif kind == "os":
+                facts.os_name = value.strip()
+        return facts
+
     def update_labels(self, name: str, labels: dict[str, str]) -> Host:
         """Record labels on the machine (GitLab Runner's `update-labels`); returns the record."""
         for key, value in labels.items():

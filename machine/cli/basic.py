@@ -126,3 +126,23 @@ def update_labels(api, labels, name):
             raise UsageError(f"invalid --label {item!r}", "write it as KEY=VALUE")
         parsed[key] = value
     api.update_labels(name, parsed)
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.argument("name", required=False)
+@pass_api
+def audit(api, fmt, name):
+    """Check a machine against the container-security checklist (exit 1 when a check fails)."""
+    from ..audit import FAIL, worst
+
+    findings = api.audit(default_name(name))
+    if fmt == "json":
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        width = max(len(f.check) for f in findings)
+        click.echo(f"{'CHECK':<{width}}  RESULT  DETAIL")
+        for f in findings:
+            click.echo(f"{f.check:<{width}}  {f.result.upper():<6}  {f.detail}")
+    if worst(findings) == FAIL:
+        raise click.exceptions.Exit(1)

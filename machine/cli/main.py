@@ -12,6 +12,7 @@ from .. import __version__
 # verb -> "module:attribute"; a module is imported only when its verb runs.
 COMMANDS = {
     "active": "machine.cli.basic:active",
+    "audit": "machine.cli.basic:audit",
     "config": "machine.cli.basic:config",
     "cluster": "machine.cli.cluster:cluster",
     "create": "machine.cli.create:create",
@@ -111,6 +112,12 @@ def _wants_debug(argv) -> bool:
 
 def main(argv=None) -> int:
     """Run the CLI: every failure becomes one line on stderr and a non-zero exit code."""
+    if argv is None:  # the program's own command line: read-only verbs answer on the light path
+        from ..fast import run as run_fast
+
+        code = run_fast()
+        if code is not None:
+            return code
     from ..errors import MachineError
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -55,7 +55,7 @@ def test_network_switch_stops_with_last_machine(vm_pool, net_pair):
     assert not net.dir.exists()
 
 
-def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory):
+def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory, busybox_rootfs):
     """The issue's acceptance path, as a user types it (create provisions the engine over TLS)."""
     from harness.vm import vm_store
 
@@ -75,6 +75,7 @@ def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory):
         docker = subprocess.run(["docker", "--context", name, "version", "--format", "{{.Server.Os}}"],
                                 capture_output=True, text=True, env=env, timeout=120)
         assert docker.returncode == 0 and docker.stdout.strip() == "linux", docker.stderr
+        _audit_flags_exactly_the_bad_container(machine, name, env, busybox_rootfs)
         r = machine("ssh", name, "--", "cat /etc/os-release; echo HOST=$(hostname); df -BG --output=size / | tail -1")
         assert r.returncode == 0 and "Debian" in r.stdout, r.stderr[-2000:]
         assert f"HOST={name}" in r.stdout
@@ -115,3 +116,35 @@ def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory):
     assert not any(str(mdir) in _cmdline(p) for p in _qemu_pids())
     ls = machine("ls").stdout.strip().splitlines()
     assert len(ls) == 1 and ls[0].startswith("NAME")
+
+
+def _audit_flags_exactly_the_bad_container(machine, name, env, rootfs):
+    """machine audit: a clean host passes; a privileged root container without limits and with a
+    secret in its environment is flagged for exactly those, then passes again once it is gone."""
+    def docker(*args, input=None):
+        r = subprocess.run(["docker", "--context", name, *args], capture_output=True, env=env, timeout=180,
+                           input=input)
+        assert r.returncode == 0, r.stderr.decode()[-1000:]
+        return r.stdout.decode()
+
+    def audit():
+        r = machine("audit", "--format", "json", name, timeout=300)
+        return r.returncode, {f["check"]: f["result"] for f in json.loads(r.stdout)}
+
+    code, clean = audit()
+    assert code == 0 and "fail" not in clean.values(), clean
+    assert clean["engine-tls"] == "pass" and clean["containers"] == "pass"
+    docker("import", "-", "busybox:local", input=rootfs)
+    docker("run", "-d", "--privileged", "--name", "bad", "-e", "DB_PASSWORD=hunter2", "busybox:local",
+           "sleep", "600")
+    code, bad = audit()
+    assert code == 1
+    changed = {k for k in bad if bad[k] != clean.get(k)} - {"containers", "image-provenance"}
+    assert changed == {"non-root", "privileged", "memory-limits", "cpu-limits", "secrets-in-env"}, bad
+    docker("rm", "-f", "bad")
+    docker("run", "-d", "--user", "1000", "--memory", "64m", "--cpus", "0.5", "--name", "good",
+           "busybox:local", "sleep", "600")
+    code, good = audit()
+    assert code == 0 and all(good[k] == "pass" for k in ("non-root", "privileged", "memory-limits",
+                                                         "cpu-limits", "secrets-in-env")), good
+    docker("rm", "-f", "good")
