@@ -97,8 +97,7 @@ def copy(machines, src: str, dst: str, *, recursive: bool = False,
     is_machine = machines.store.exists
     s, d = parse_target(src, is_machine), parse_target(dst, is_machine)
     if s.machine and d.machine:
-        raise UsageError("copying from one machine to another is not supported",
-                         "copy to a local path first, then from it")
+        return _machine_to_machine(machines, s, d, recursive, on_file)
     if not s.machine and not d.machine:
         raise UsageError(f"neither {src!r} nor {dst!r} names a machine", "write NAME:PATH for the machine side")
     conn = machine_connection(machines, s.machine or d.machine)
@@ -109,6 +108,26 @@ def copy(machines, src: str, dst: str, *, recursive: bool = False,
         return _download(sftp, s.path, Path(d.path), recursive, on_file)
     finally:
         conn.close()
+
+
+def _machine_to_machine(machines, s: Target, d: Target, recursive: bool, on_file) -> int:
+    """NAME1:PATH -> NAME2:PATH through a private temporary folder here (both host keys checked;
+    neither machine needs to reach the other, as with docker-machine's scp through the client)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="machine-scp-") as tmp:
+        os.chmod(tmp, 0o700)
+        local = Path(tmp) / (Path(s.path.rstrip("/")).name or "data")
+        src = machine_connection(machines, s.machine)
+        try:
+            _download(src.sftp(), s.path, local, recursive, None)
+        finally:
+            src.close()
+        dst = machine_connection(machines, d.machine)
+        try:
+            return _upload(dst.sftp(), local, d.path, recursive, on_file)
+        finally:
+            dst.close()
 
 
 def _remote_stat(sftp, path):

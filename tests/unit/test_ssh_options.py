@@ -72,3 +72,26 @@ def test_openssh_refuses_a_changed_host_key(machine_m1, sshd):
     kh.write_text(text.replace(text.split()[2], (machine_m1.path.parent / "impostor.pub").read_text().split()[1]))
     r = run(machine_m1, "ssh", "m1", "-C", "echo", "foo")
     assert r.returncode != 0 and "foo" not in r.stdout
+
+
+def test_scp_machine_to_machine(machine_m1, sshd, tmp_path):
+    """NAME1:PATH NAME2:PATH (docker-machine copies through the client); both records point at the
+    fixture's sshd, so 'remote' paths are paths of this host."""
+    from machine.model import Host
+
+    machine_m1.reserve("m2")
+    machine_m1.save(Host(name="m2", driver_name="generic",
+                         driver={"IPAddress": "127.0.0.1", "SSHPort": sshd.port, "SSHUser": "root",
+                                 "SSHKeyPath": str(sshd.client_key)}))
+    src = tmp_path / "from-m1"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha\n")
+    (src / "sub").mkdir()
+    (src / "sub" / "b.bin").write_bytes(bytes(range(256)) * 100)
+    dst = tmp_path / "on-m2"
+    for m in ("m1", "m2"):
+        assert run(machine_m1, "ssh", m, "--", "true").returncode == 0  # pin both host keys
+    r = run(machine_m1, "scp", "-r", f"m1:{src}", f"m2:{dst}")
+    assert r.returncode == 0, r.stderr
+    assert (dst / "a.txt").read_text() == "alpha\n"
+    assert (dst / "sub" / "b.bin").read_bytes() == bytes(range(256)) * 100
