@@ -14,7 +14,6 @@ import errno
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 import time
@@ -68,6 +67,8 @@ def ensure_dir(path: str | os.PathLike, mode: int = PRIVATE_DIR) -> Path:
 
 
 def _temp_name(name: str) -> str:
+    import secrets  # here, not at the top: it loads hashlib/OpenSSL, which read-only verbs never need
+
     return f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
 
 
