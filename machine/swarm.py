@@ -33,6 +33,7 @@ Reporter = Callable[[str], None]
 RECORD_KEY = "Swarm"
 ROLES = ("worker", "manager")
 LISTEN_ADDR = "0.0.0.0:2377"
+MIN_API_VERSION = "1.24"  # only until the engine says which version it speaks
 _TOKEN_RE = re.compile(r"SWMTKN-[0-9A-Za-z-]+")
 
 
@@ -88,6 +89,7 @@ def client_for(host: "Host", *, timeout: float = 60.0):
     try:
         import docker
         import docker.tls
+        import requests.exceptions
     except ImportError:
         raise MachineError("swarm operations need the Docker SDK for Python",
                            "install it: pip install docker") from None
@@ -99,8 +101,13 @@ def client_for(host: "Host", *, timeout: float = 60.0):
                                verify=True)
     base = url.replace("tcp://", "https://", 1)
     try:
-        return docker.DockerClient(base_url=base, tls=tls, timeout=int(timeout), version="auto")
-    except docker.errors.DockerException as e:
+        # No request yet (a fixed version): first stop requests from reading the environment, where
+        # REQUESTS_CA_BUNDLE would replace the machine's CA and a proxy could catch loopback traffic.
+        client = docker.DockerClient(base_url=base, tls=tls, timeout=int(timeout), version=MIN_API_VERSION)
+        client.api.trust_env = False
+        client.api._version = client.api._retrieve_server_version()  # what "auto" does, now with our CA
+        return client
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
         raise MachineError(f"cannot reach the engine of {host.name} at {url} ({_redact(_short(e))})",
                            f"is it running? machine status {host.name}") from None
 
