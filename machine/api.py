@@ -295,6 +295,12 @@ class Machines:
                 key_pem=(mdir / layout.CLIENT_KEY).read_bytes(),
                 description=f"machine {host.name} ({host.driver_name})", store_path=self.store.path)
 
+    def create_many(self, names, driver_name: str, driver_options: dict | None = None, **kw):
+        """Create machines in parallel (machine/batch.py: CA once, failures rolled back, a BatchResult)."""
+        from .batch import create_many
+
+        return create_many(self, names, driver_name, driver_options, **kw)
+
     def provision(self, name: str, *, on_step: Reporter = lambda s: None, regenerate_certs: bool = False,
                   ssh_deadline_s: float = 300.0, upgrade: bool = False):
         """Bring the host to what its record asks for; returns the ProvisionResult (its plan, what changed)."""
@@ -818,3 +824,12 @@ def _name_match(pattern: str, name: str) -> bool:
         return re.search(pattern, name) is not None
     except re.error:
         return pattern == name
+
+
+def __getattr__(name: str):
+    """`from machine.api import Cluster` (machine/cluster.py), loaded only when asked for."""
+    if name == "Cluster":
+        from .cluster import Cluster
+
+        return Cluster
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
