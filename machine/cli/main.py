@@ -15,6 +15,7 @@ COMMANDS = {
     "audit": "machine.cli.basic:audit",
     "config": "machine.cli.basic:config",
     "cluster": "machine.cli.cluster:cluster",
+    "completion": "machine.cli.completion:completion",
     "create": "machine.cli.create:create",
     "env": "machine.cli.env:env",
     "bundle": "machine.cli.bundle:bundle",
