@@ -579,8 +579,17 @@ def _ls(api: _Api, args: list[str], out: _Out) -> int:
     # Machines.ls(probe=False): the rows' names after the filters that need no probing
     from .errors import MachineError
 
+    if not filters.keys() & {"driver", "label", "swarm"}:
+        # Only names are printed and no filter reads a record: the store's listing is the answer
+        # (a record that does not load is listed all the same, as its error row).
+        names = api.store.names()
+        api.active()  # computed (and its errors raised) as the full listing does
+        for name in names:
+            if "name" not in filters or any(_name_match(v, name) for v in filters["name"]):
+                out.echo(name)
+        return 0
     records = api.store.load_all()
-    api.active()  # computed (and its errors raised) as the full listing does
+    api.active()
     for name, host in records:
         broken = isinstance(host, MachineError)
         if "driver" in filters and not any(("" if broken else host.driver_name).lower() == v.lower()
