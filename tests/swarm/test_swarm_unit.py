@@ -180,3 +180,25 @@ def test_cluster_create_failure_removes_everything(store_path, flaky, monkeypatc
     assert "c2-worker-1" in str(e.value) and "no capacity left" in str(e.value)
     assert e.value.result is not None and [r.name for r in e.value.result.failed] == ["c2-worker-1"]
     assert api.store.names() == [] and flaky.resources == {}
+
+
+def test_cli_verbs_answer_in_one_line(cli, store_path, fake_driver):
+    from machine.cluster import CLUSTER_LABEL, ROLE_LABEL
+
+    r = cli("swarm", "ls")
+    assert r.code == 1 and r.err.strip() == "Error: no machine is a swarm manager: name one: machine swarm ls MANAGER"
+    r = cli("swarm", "join", "a", "--manager", "b", "--as", "boss")
+    assert r.code != 0 and "boss" in r.err
+    r = cli("swarm", "promote", "nosuch")
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+    r = cli("cluster", "rm", "-y", "nosuch")
+    assert r.code == 1 and "cluster 'nosuch' does not exist" in r.err
+    assert cli("cluster", "ls").out.strip() == "NAME   MANAGERS   WORKERS   DRIVER   CONTEXT"
+    api = Machines(store_path)
+    api.create("k-manager-1", "fake", labels={CLUSTER_LABEL: "k", ROLE_LABEL: "manager"})
+    assert cli("cluster", "ls", "-q").out.split() == ["k"]
+    r = cli("cluster", "scale", "k", "--workers", "-1")
+    assert r.code != 0 and "--workers" in r.err
+    r = cli("cluster", "rm", "-y", "k")
+    assert r.code == 0, r
+    assert api.store.names() == []
