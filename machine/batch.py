@@ -13,6 +13,7 @@ imported only when drawing); piped, it is one plain line per step.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import sys
@@ -267,6 +268,36 @@ def progress_view(*, quiet: bool = False, stream: TextIO | None = None, title: s
         except ImportError:
             pass
     return PlainProgress(stream)
+
+
+@contextlib.contextmanager
+def step_view(name: str, *, quiet: bool = False, stream: TextIO | None = None,
+              plain: Callable[[str], None] | None = None):
+    """The same view for one long operation (a single create, an image build, an engine install):
+    a live one-row table on a terminal; piped, `plain` (e.g. the CLI's own step lines) if given.
+
+        with step_view("node1") as report:
+            api.create("node1", "qemu", on_step=report)
+    """
+    stream = stream or sys.stderr
+    if plain is not None and not (not quiet and _is_terminal(stream)):
+        yield plain
+        return
+    view = progress_view(quiet=quiet, stream=stream, title="")
+    view.add([name])
+    view.start(name)
+    res = HostResult(name)
+    t0 = time.monotonic()
+    try:
+        yield view.reporter(name)
+        res.ok = True
+    except BaseException as e:
+        res.error = str(getattr(e, "message", "") or e) or type(e).__name__
+        raise
+    finally:
+        res.elapsed = time.monotonic() - t0
+        view.done(name, res)
+        view.close()
 
 
 def _is_terminal(stream) -> bool:

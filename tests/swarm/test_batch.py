@@ -165,3 +165,20 @@ def test_rich_is_not_imported_by_the_cli_or_when_piped():
             "bad=[m for m in ('rich', 'docker', 'paramiko') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_step_view_for_one_long_operation():
+    from machine.batch import step_view
+
+    out = io.StringIO()
+    with step_view("img", stream=out) as report:
+        report("building image")
+    assert "(img) [0s] building image" in out.getvalue() and out.getvalue().rstrip().endswith("ready")
+    lines = []
+    with step_view("img", stream=io.StringIO(), plain=lines.append) as report:  # piped: the caller's own lines
+        report("x")
+    assert lines == ["x"]
+    with pytest.raises(RuntimeError):
+        with step_view("img", stream=out) as report:
+            raise RuntimeError("boom")
+    assert "failed" in out.getvalue().splitlines()[-1]
