@@ -11,12 +11,14 @@ import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import MachineError, UsageError, machine_exists, no_such_machine
 from . import layout
 from .fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write_json, ensure_dir
-from .model import Host
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Host  # imported by load(): `machine active` and `ls -q` list names without it
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-.]*$")
 LOCK_TIMEOUT = 600.0
@@ -164,6 +166,8 @@ class Store:
                                 f"remove it with: machine rm -f {name}")
         if not os.path.lexists(path):
             raise CorruptRecord(f"machine {name!r} has no config.json", f"remove it with: machine rm -f {name}")
+        from .model import Host
+
         try:
             raw = read_record_file(path)
             own_path = mdir / layout.MACHINE_JSON
