@@ -99,6 +99,7 @@ def main() -> None:
             ("active", ["active"]),
             ("inspect", ["inspect", "bench-000"]),
             ("ls -q", ["ls", "-q"]),
+            ("ls -q driver", ["ls", "-q", "--filter", "driver=none"]),  # loads all 200 records
         ]
         cases = [("floor", "python3 -c pass", [py, "-c", "pass"], env)]
         for verb, argv in verbs:

@@ -239,3 +239,13 @@ def test_create_and_rm_of_a_none_machine_load_no_ssh_or_cloud_code(world, tmp_pa
             m == f or m.startswith(f + ".") for f in forbidden)
             or (m.startswith("machine.drivers.") and m.split(".")[2] != "none"))
         assert bad == [], f"machine {' '.join(args)} imported {bad}"
+
+
+@pytest.mark.parametrize("args,extra", [(["active"], {"DOCKER_CONTEXT": "n1"}), (["active"], {}),
+                                        (["ls", "-q"], {}), (["ls", "-q", "--filter", "name=n"], {}),
+                                        (["--version"], {}), (["version"], {})])
+def test_prompt_and_listing_load_no_record_classes(world, args, extra):
+    """`machine active` runs in every prompt and `ls -q` in loops: names only, no dataclasses."""
+    code, out, err, meta = probe(world, args, extra)
+    assert meta["fast"]
+    assert {"machine.model", "machine.driver", "dataclasses"} & set(meta["modules"]) == set()
