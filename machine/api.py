@@ -676,6 +676,7 @@ elif command -v zypper >/dev/null; then echo "updates $(zypper -q lu 2>/dev/null
         import resource
         import threading
 
+        known = self._batch_states(work)
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         slots = threading.BoundedSemaphore(max(8, min(1024, (soft if soft > 0 else 1024) // 4)))
         results: list[HostStatus | None] = [None] * len(work)
@@ -683,7 +684,7 @@ elif command -v zypper >/dev/null; then echo "updates $(zypper -q lu 2>/dev/null
         def run(i: int, row: HostStatus, host: Host) -> None:
             with slots:
                 mine = dataclasses.replace(row)
-                self._probe(mine, host, timeout)
+                self._probe(mine, host, timeout, known.get(host.name))
                 results[i] = mine
 
         threads = [threading.Thread(target=run, args=(i, r, h), daemon=True) for i, (r, h) in enumerate(work)]
@@ -701,12 +702,33 @@ elif command -v zypper >/dev/null; then echo "updates $(zypper -q lu 2>/dev/null
                 row.error = row.error or f"no answer within {timeout:g}s"
                 row.response_ms = int(timeout * 1000)
 
-    def _probe(self, row: HostStatus, host: Host, timeout: float) -> None:
+    def _batch_states(self, work: list[tuple[HostStatus, Host]]) -> dict[str, State]:
+        """States from drivers that answer for many machines in few API calls (Driver.batch_states):
+        one DescribeInstances per AWS region instead of one per machine."""
+        by_class: dict[type, list[Driver]] = {}
+        for _, host in work:
+            try:
+                driver = self.driver_for(host, persist=False)
+            except Exception:
+                continue  # _probe reports it for that row
+            by_class.setdefault(type(driver), []).append(driver)
+        states: dict[str, State] = {}
+        for cls, drivers in by_class.items():
+            if len(drivers) < 2 and cls.batch_states is Driver.batch_states:
+                continue
+            try:
+                got = cls.batch_states(drivers)
+            except Exception:  # the per-machine path will say what is wrong
+                got = None
+            states.update(got or {})
+        return states
+
+    def _probe(self, row: HostStatus, host: Host, timeout: float, known_state: State | None = None) -> None:
         """State from the driver where it is cheap, engine version over TLS; per-host timeout."""
         t0 = time.monotonic()
         try:
             driver = self.driver_for(host, persist=False)
-            row.state = str(driver.state())
+            row.state = str(known_state if known_state is not None else driver.state())
             if row.state == State.RUNNING.value and row.url:
                 info = self.check_engine(host, timeout=timeout)
                 row.docker_version = "v" + info.version if info.version else ""

@@ -80,10 +80,11 @@ class CreateCommand(click.Command):
             from ..driver import get_driver_class
 
             cls = get_driver_class(name)
-            have = {p.name for p in self.params}
+            # this run's driver options only: a driver chosen by an earlier call in the same process
+            # (Python callers, tests) must not leave its options behind
+            self.params = [p for p in self.params if not p.name.startswith(DRIVER_PARAM_PREFIX)]
             for s in cls.Config.options():
-                if DRIVER_PARAM_PREFIX + s.field not in have:
-                    self.params.extend(_click_option(cls.name, s))
+                self.params.extend(_click_option(cls.name, s))
             ctx.meta["driver_class"] = cls
             args = _go_bool_flags(args, cls)
         return super().parse_args(ctx, args)

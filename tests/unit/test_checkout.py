@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO, checkout_mismatches
+from harness.checkout import REPO, checkout_mismatches
 
 
 def test_every_package_comes_from_this_checkout():
@@ -22,7 +22,7 @@ def test_a_foreign_tree_is_detected(tmp_path):
         import sys
         sys.path.insert(0, {str(other)!r})
         sys.path.insert(1, {os.path.join(REPO, 'tests')!r})
-        from conftest import checkout_mismatches
+        from harness.checkout import checkout_mismatches
         bad = checkout_mismatches({REPO!r})
         print(bad)
         assert bad and bad[0].startswith("machine from " + {str(other / 'machine')!r}), bad

@@ -240,3 +240,12 @@ def test_qemu_bad_input_through_the_cli(cli, store_path, args, needle):
     assert [ln for ln in r.err.splitlines() if ln.startswith("Error: ")].__len__() == 1
     assert not (store_path / "machines/x1").exists()
     assert cli("ls", "-q").out == ""
+
+
+def test_driver_options_of_an_earlier_create_do_not_linger(cli, store_path):
+    """Two drivers with a field of the same name (zone) in one process: each gets its own flags."""
+    r1 = cli("create", "-d", "qemu", "--help")
+    r2 = cli("create", "-d", "openstack", "--help")
+    assert r1.code == r2.code == 0
+    assert "--qemu-memory" in r1.out and "--openstack-flavor-name" in r2.out
+    assert "--qemu-memory" not in r2.out
