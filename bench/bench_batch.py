@@ -56,7 +56,7 @@ def main() -> int:
             extra = ["--parallel", str(args.parallel)] if args.parallel else []
             t0 = time.monotonic()
             p = run(env, "create", "-d", "qemu", "-n", str(n), "--name-template", f"b{n}-{{n}}",
-                    "--qemu-memory", str(args.memory), *extra)
+                    "--qemu-memory", str(args.memory), "--qemu-network-mode", "isolated", *extra)
             wall = time.monotonic() - t0
             names = run(env, "ls", "-q").stdout.split()
             steps = {}

@@ -82,7 +82,7 @@ def cl(engine_image, tmp_path_factory):
     t0 = time.monotonic()
     try:
         e.machine("--debug", "cluster", "create", CLUSTER, "--managers", "1", "--workers", "2", "-d", "qemu",
-                  "--qemu-memory", MEMORY)
+                  "--qemu-memory", MEMORY, "--qemu-network-mode", "isolated")
         print(f"[e2e] cluster create took {time.monotonic() - t0:.0f}s", file=sys.stderr)
         yield e
     finally:

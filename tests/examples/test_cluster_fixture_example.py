@@ -23,7 +23,7 @@ def machine_cluster_store(tmp_path_factory):
     return vm_store(tmp_path_factory, "example")
 
 
-@pytest.mark.cluster(name="example", managers=1, workers=1, options={"memory": 640})
+@pytest.mark.cluster(name="example", managers=1, workers=1, options={"memory": 640, "network_mode": "isolated"})
 def test_replicated_service(swarm_cluster):
     from harness.vm import TEST_CACHE
 
