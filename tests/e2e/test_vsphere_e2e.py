@@ -9,6 +9,9 @@ guest would) and installs the SSH key it carries on that VM. So create runs for 
 reconfigure → power on → address from guest tools → SSH to 127.30.0.5 → host key pinned → OS
 facts → TLS on 2376 with 127.30.0.5 in the server certificate → verified → docker context.
 
+Measured here (2 shared cores, TCG, busy host): pooled VM SSH after 150 s, create + provision
+185 s, 340 s for the module.
+
 Run (after the fast tiers; boots a VM):
     flock /tmp/machine-vm.lock python3 -m pytest -m vm tests/e2e/test_vsphere_e2e.py -x -q
 """
