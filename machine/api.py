@@ -161,8 +161,8 @@ class Machines:
 
             # a docker context of that name the user made is never overwritten: refuse before anything exists
             clientconfig.check_context_free(context_name(name), store_path=self.store.path)
-        self._prepare_certs(tls)
         driver.pre_create_check()
+        self._prepare_certs(tls)  # after the driver's check: a refused create makes no CA either
 
         # From here on something exists: any failure rolls back unless asked not to.
         self.store.reserve(name)

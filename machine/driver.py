@@ -219,7 +219,9 @@ class DriverConfig:
         """The record's Driver object: modelled fields (secrets never), then the kept extras."""
         out: dict[str, Any] = {}
         for s in self.settings():
-            if s.secret:
+            if s.secret and s.key not in self._present:
+                # never written by us; a secret docker-machine itself put in its record is left there
+                # (removing it would break docker-machine's own rm on a shared store)
                 continue
             value = getattr(self, s.field)
             if s.key in self._present or value != s.default:

@@ -184,3 +184,22 @@ def test_docker_machine_rewriting_config_json_loses_nothing_of_ours(dm_store):
     path.write_text(json.dumps(json.loads(path.read_text()), indent=4))  # what `docker-machine ip` does to it
     back = m.load("legacy-generic")
     assert back.machine.journal == [{"kind": "thing", "id": "t1"}] and back.engine.install == "package"
+
+
+def test_a_secret_docker_machine_recorded_stays_where_it_put_it(dm_store):
+    """docker-machine kept e.g. --openstack-password in config.json; we never add a secret there,
+    but one it wrote is written back unchanged (its own rm on a shared store needs it)."""
+    from machine.api import Machines
+
+    path = dm_store / "machines" / "legacy-generic" / "config.json"
+    rec = json.loads(path.read_text())
+    rec["DriverName"] = "openstack"
+    rec["Driver"].update({"Password": "dm-secret", "AuthUrl": "https://keystone.invalid/v3", "FlavorName": "m1",
+                          "ImageName": "i"})
+    path.write_text(json.dumps(rec))
+    m = Machines(dm_store)
+    host = m.load("legacy-generic")
+    driver = m.driver_for(host, persist=False)
+    assert driver.config.password == "dm-secret"
+    m.store.save(host)
+    assert json.loads(path.read_text())["Driver"]["Password"] == "dm-secret"
