@@ -17,6 +17,10 @@ like QEMU itself) and stop/kill/rm end it. The agent
   4. records what it forwards in ports.json (read by `machine ports NAME`);
   5. exits when QEMU exits, or on SIGTERM (removing its forwards first).
 
+UDP under --qemu-network-mode isolated is one way: QEMU's user-mode network (restrict=on)
+drops every datagram the guest sends, replies included, so a UDP service reached from the
+host answers only with --qemu-network-mode nat.
+
 Ports published on a specific guest address other than 0.0.0.0/:: (e.g.
 `-p 127.0.0.1:8080:80` inside the guest) are not reachable by user-mode networking
 and are skipped. Ports below 1024 go to a free port above unless the agent runs as root.
