@@ -17,7 +17,8 @@ address (see network.py).
 
 Published ports: a per-machine agent (agent.py) follows the engine's events and
 forwards every published container port to 127.0.0.1 (same port where free) through
-QMP; `machine ports NAME` lists them; --qemu-forward-ports off opts out.
+QMP; `machine ports NAME` lists them; --qemu-forward-ports off opts out. UDP replies
+from the guest need nat mode (user-mode networking drops guest UDP under restrict=on).
 
 Shared folders: --qemu-share HOST_DIR[:GUEST_DIR][:ro], 9p, mounted at boot by the
 seed (shares.py).
