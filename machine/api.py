@@ -399,7 +399,11 @@ class Machines:
                         raise MachineError(f"removing {name} failed: {e}",
                                            f"retry, or drop the local record anyway with: machine rm -f {name}") from None
                 self._remove_local(host)
-            else:
+            else:  # an unreadable record: its files go, and a context we wrote for it (ours only)
+                from . import clientconfig
+
+                clientconfig.remove_context(context_name(name), store_path=self.store.path,
+                                            missing_ok_if_foreign=True)
                 self.store.remove(name)
 
     def _remove_local(self, host: Host) -> None:
