@@ -143,7 +143,7 @@ def test_cloud_image_layout_boots_gets_the_engine_from_a_bundle(cloud_image, bun
         assert r.returncode == 0, r.stderr[-3000:]
         print(f"cloud-image create (boot + bundle install + TLS): {took:.0f}s", file=sys.stderr)
         cfg = json.loads((mdir / "config.json").read_text())["Driver"]
-        assert cfg["Kernel"] == "" and cfg["ImagePath"] == str(cloud_image), "booted by its own bootloader"
+        assert not cfg.get("Kernel") and cfg["ImagePath"] == str(cloud_image), "booted by its own bootloader"
         docker = subprocess.run(["docker", "--context", name, "version", "--format", "{{.Server.Os}}"],
                                 capture_output=True, text=True, env=env, timeout=120)
         assert docker.returncode == 0 and docker.stdout.strip() == "linux", docker.stderr
