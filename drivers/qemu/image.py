@@ -246,7 +246,10 @@ def _need(tool: str, package: str) -> str:
 
 def mmdebstrap_argv(rec: dict, root: Path, sources: list[str], bundle_dir: Path | None) -> list[str]:
     mode = "root" if os.geteuid() == 0 else "unshare"
-    argv = [
+    # As root, mmdebstrap mounts /proc, /sys and /dev inside the rootfs; run it in a private
+    # mount namespace so a killed build cannot leave those mounts behind on the host.
+    private = [_need("unshare", "util-linux"), "--mount", "--propagation", "private"] if mode == "root" else []
+    argv = private + [
         _need("mmdebstrap", "mmdebstrap"), f"--mode={mode}", f"--variant={rec['variant']}",
         "--aptopt=APT::Install-Recommends \"false\"",
         "--include=" + ",".join(rec["packages"]),
