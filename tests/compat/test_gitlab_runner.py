@@ -176,8 +176,12 @@ def test_runner_parallel_creates_leave_good_records_and_one_ca(runner):
 def test_runner_lifecycle_on_qemu(runner, engine_image):
     """The same calls against a real VM: create, config as liveness, docker through the
     inspect-reported cert folder, stop under a one-minute deadline, rm -y."""
+    from harness.vm import TEST_CACHE
     from machine.drivers.qemu import QemuConfig
 
+    # the runner's store shares the test image cache, as every VM test's store does
+    runner.store.mkdir(mode=0o700, exist_ok=True)
+    (runner.store / "cache").symlink_to(TEST_CACHE, target_is_directory=True)
     name = runner_name(7)
     opts = ["--qemu-memory", "768"]
     if any(s.flag == "network-mode" for s in QemuConfig.options()):
