@@ -475,7 +475,9 @@ def test_agent_follows_events_and_ends_cleanly(tmp_path, bare_qemu):
         engine.containers.append(_container("late", ("0.0.0.0", 80, web, "tcp")))
         engine.drop_streams()
         assert _wait(lambda: not ports.port_free(web)), (mdir / "agent.log").read_text()
-        assert {f["guest_port"] for f in agent.read_state(mdir)["forwards"]} == {web, udp}
+        # the agent binds the forward, then records it: wait for the record too
+        assert _wait(lambda: {f["guest_port"] for f in agent.read_state(mdir).get("forwards", [])} == {web, udp}), \
+            agent.read_state(mdir)
 
         agent.stop(mdir)
         assert agent.agent_pid(mdir) is None and not (mdir / "ports.json").exists()

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,8 +34,12 @@ VERBS = [["ls", "-t", "-1"], ["ls", "-t", "nan"], ["ls", "--filter", "bogus"], [
          ["regenerate-certs", "-f"], ["upgrade"], ["use"], ["active"]]
 
 
+def cli_env(store) -> dict:
+    return dict(os.environ, MACHINE_STORAGE_PATH=str(store), DOCKER_CONFIG=str(store) + "-docker")
+
+
 def run(store, *args, timeout=60):
-    env = dict(os.environ, MACHINE_STORAGE_PATH=str(store), DOCKER_CONFIG=str(store) + "-docker")
+    env = cli_env(store)
     p = subprocess.run([sys.executable, "-m", "machine", *args], capture_output=True, text=True, env=env,
                        timeout=timeout, stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout, p.stderr
@@ -90,7 +95,7 @@ def test_hostile_input_through_every_verb(tmp_path, counts):
 
 def test_kill_9_during_create_and_rm_leaves_a_store_rm_f_cleans(tmp_path, counts, long_sweep):
     store = tmp_path / "store"
-    env = dict(os.environ, MACHINE_STORAGE_PATH=str(store), DOCKER_CONFIG=str(tmp_path / "docker"))
+    env = cli_env(store)  # the killed runs and the cleaning ones see the same docker config
     rng = random.Random(7)
     kills = 60 if long_sweep else 24
     for i in range(kills):
@@ -112,7 +117,7 @@ def test_kill_9_during_create_and_rm_leaves_a_store_rm_f_cleans(tmp_path, counts
     assert run(store, "ls", "-q")[1] == ""
     machines = store / "machines"
     assert not machines.exists() or os.listdir(machines) == []
-    docker_contexts = tmp_path / "docker" / "contexts" / "meta"
+    docker_contexts = Path(env["DOCKER_CONFIG"]) / "contexts" / "meta"
     assert not docker_contexts.exists() or os.listdir(docker_contexts) == []
     # and a create after all of it works
     assert run(store, "create", "-d", "none", "--url", "tcp://127.0.0.1:9", "after")[0] == 0
