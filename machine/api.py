@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from . import credentials, layout, validate
-from .driver import Claims, Driver, DriverContext, Journal, get_driver_class
+from .driver import Driver, Journal, get_driver_class
 from .errors import MachineError, StepFailed, UsageError, machine_exists, no_such_machine
 from .fsutil import PRIVATE_FILE, PUBLIC_FILE, atomic_write
 from .layout import DEFAULT_ENGINE_PORT
 from .model import EngineOptions, Host, MachineMeta, Phase, State, SwarmOptions
-from .store import CorruptRecord, Store, validate_name
+from .readonly import (StoreReader, classic_swarm_label, context_name, parse_filters,  # noqa: F401 (re-exported)
+                       row_matches)
+from .store import validate_name
 from .validate import TLSOptions
 
 Reporter = Callable[[str], None]
@@ -64,9 +65,8 @@ class HostStatus:
         }
 
 
-class Machines:
-    def __init__(self, storage_path: str | os.PathLike | None = None):
-        self.store = Store(storage_path)
+class Machines(StoreReader):
+    """Everything the CLI does, for Python callers too; the read-only verbs are StoreReader's."""
 
     @property
     def cache_dir(self) -> Path:
@@ -82,44 +82,6 @@ class Machines:
             conn.get(remote_path, str(local_path))
         finally:
             conn.close()
-
-    # ---- loading ----------------------------------------------------------
-    def load(self, name: str) -> Host:
-        validate_name(name)
-        return self.store.load(name)
-
-    def driver_for(self, host: Host, *, persist: bool = True, report: Reporter = lambda s: None) -> Driver:
-        """The host's driver, with its typed config (the record's Driver object) and a context."""
-        cls = get_driver_class(host.driver_name)
-        mdir = self.store.machine_dir(host.name)
-        if not isinstance(host.driver, cls.Config):
-            try:
-                host.driver = cls.Config.from_record(host.driver.to_record())
-            except (ValueError, TypeError) as e:
-                raise CorruptRecord(f"machine {host.name!r} has an unreadable Driver section ({e})",
-                                    f"fix or remove {self.store.config_path(host.name)}") from None
-            host.driver.apply_secrets(credentials.load(mdir, host.name, host.machine.credentials))
-        journal = Journal(host.machine.journal, (lambda: self.store.save(host)) if persist else None)
-        return cls(host.driver, self._context(host.name, cls, journal, report))
-
-    def _context(self, name: str, cls: type[Driver], journal: Journal, report: Reporter) -> DriverContext:
-        return DriverContext(
-            machine_name=name, machine_dir=self.store.machine_dir(name), cache_dir=self.store.cache_dir,
-            shared_dir=self.store.driver_dir(cls.name), journal=journal,
-            lock=self.store.named_lock, peer_claims=lambda: self._peer_claims(name), report=report)
-
-    def _peer_claims(self, name: str) -> list[Claims]:
-        """What every other machine holds (ports, addresses), read from its record."""
-        out = []
-        for other, host in self.store.load_all():
-            if other == name or not isinstance(host, Host):
-                continue
-            try:
-                cls = get_driver_class(host.driver_name)
-                out.append(cls.Config.from_record(host.driver.to_record()).claims())
-            except (MachineError, ValueError, TypeError):
-                continue  # an unknown driver or a broken record claims nothing we can honour
-        return out
 
     # ---- create -----------------------------------------------------------
     def create(self, name: str, driver_name: str, driver_options: dict | None = None, *,
@@ -505,139 +467,10 @@ elif command -v zypper >/dev/null; then echo "updates $(zypper -q lu 2>/dev/null
             self.store.save(host)
         return host
 
-    # ---- read-only ---------------------------------------------------------
-    def _url(self, host: Host) -> str:
-        """The engine URL: what provisioning recorded, else what the driver says (a docker-machine
-        record of a `none` machine keeps its URL in Driver.URL), else tcp://IP:PORT."""
-        if host.machine.url:
-            return host.machine.url
-        try:
-            driver = self.driver_for(host, persist=False)
-        except MachineError:  # a driver this install lacks: the record's address still answers
-            return host.url
-        url = driver.engine_url(int(host.engine.port or DEFAULT_ENGINE_PORT))
-        return "" if url.startswith(("tcp://:", "tcp://[]:")) else url  # no address yet
-
-    def _ready_url(self, name: str) -> tuple[Host, str]:
-        """A machine's record and URL for the verbs that point a client at its engine.
-
-        Like docker-machine, they refuse when the host is not running — asked only of
-        drivers that know their state without a network call (local_state).
-        """
-        host = self.load(name)
-        if host.machine.phase == Phase.CREATING.value:
-            raise MachineError(f"machine {name} is still being created",
-                               f"wait for its create to finish, or remove it: machine rm -f {name}")
-        driver = None
-        if host.machine.state_is_local is not False:  # unknown (docker-machine's records) or local: ask
-            try:
-                driver = self.driver_for(host, persist=False)
-            except MachineError:
-                driver = None
-        if driver is not None and driver.capabilities.local_state:
-            try:
-                state = driver.state()
-            except MachineError:  # cannot tell here (e.g. the hypervisor's tools are missing): answer anyway
-                state = State.RUNNING
-            if state != State.RUNNING:
-                raise MachineError("Host is not running", f"{name} is {state or 'not running'}; "
-                                   f"start it: machine start {name}")
-        url = self._url(host)
-        if not url:
-            raise MachineError(f"machine {name} has no URL yet", f"is it running? machine start {name}")
-        return host, url
-
-    def url(self, name: str) -> str:
-        return self._ready_url(name)[1]
-
-    def ip(self, name: str) -> str:
-        host = self.load(name)
-        ip = host.ip or self.driver_for(host, persist=False).ip()
-        if not ip:
-            raise MachineError(f"machine {name} has no IP address yet", f"is it running? machine start {name}")
-        return ip
-
-    def status(self, name: str) -> State:
-        host = self.load(name)
-        return self.driver_for(host, persist=False).state()
-
-    def inspect(self, name: str) -> dict:
-        host = self.load(name)
-        data = host.inspect_dict()
-        data["Machine"]["CertExpiry"] = _cert_expiry(host)
-        return data
-
-    def config_flags(self, name: str, *, check: bool = True, timeout: float = 20.0) -> str:
-        """docker-machine's `config` output: flags for the docker CLI.
-
-        Like docker-machine's, it first checks the engine answers a mutual-TLS handshake
-        (GitLab Runner uses `config` as its liveness check); check=False answers from the record.
-        """
-        host, url = self._ready_url(name)
-        a = host.auth
-        if any(c.isspace() for c in url) or not url.startswith(("tcp://", "unix://", "ssh://")):
-            # `docker $(machine config NAME)` splits on spaces: a URL with one would inject flags
-            raise MachineError(f"machine {name} has an engine URL that cannot be passed safely ({url!r})",
-                               f"fix its record or recreate it: machine rm -f {name}")
-        if check:
-            from .engineapi import check_tls
-
-            mdir = self.store.machine_dir(name)
-            check_tls(url, ca=a.ca_cert_path or str(mdir / layout.CA_CERT),
-                      cert=a.client_cert_path or str(mdir / layout.CLIENT_CERT),
-                      key=a.client_key_path or str(mdir / layout.CLIENT_KEY), timeout=timeout)
-        return (f"--tlsverify\n--tlscacert={_go_quote(a.ca_cert_path)}\n--tlscert={_go_quote(a.client_cert_path)}"
-                f"\n--tlskey={_go_quote(a.client_key_path)}\n-H={url}\n")
-
-    def env(self, name: str, *, shell: str, unset: bool = False, no_proxy: bool = False,
-            command_line: Iterable[str] = (), environ=None, check: bool = False) -> str:
-        from . import clientconfig
-
-        environ = os.environ if environ is None else environ
-        if unset:
-            return clientconfig.render_env(shell=shell, machine_name=name, docker_host="", cert_path="",
-                                           unset=True, no_proxy=no_proxy, environ=environ,
-                                           command_line=list(command_line))
-        host, url = self._ready_url(name)
-        # docker-machine's DOCKER_CERT_PATH: the machine folder it recorded (AuthOptions.StorePath)
-        cert_path = host.auth.store_path or str(self.store.machine_dir(name))
-        if check:
-            self.check_engine(host)
-        return clientconfig.render_env(shell=shell, machine_name=name, docker_host=url, cert_path=cert_path,
-                                       tls_verify=host.engine.tls_verify, no_proxy=no_proxy, environ=environ,
-                                       command_line=list(command_line))
-
     def engine_version(self, name: str, timeout: float = 10.0) -> str:
         """The version the machine's engine reports (it must be running)."""
         host, _ = self._ready_url(name)
         return self.check_engine(host, timeout=timeout).version
-
-    def check_engine(self, host: Host, timeout: float = 10.0):
-        """The engine's /info over mutual TLS, with the certificates the record names."""
-        from .engineapi import engine_info
-
-        a, mdir = host.auth, self.store.machine_dir(host.name)
-        return engine_info(self._url(host), ca=a.ca_cert_path or str(mdir / layout.CA_CERT),
-                           cert=a.client_cert_path or str(mdir / layout.CLIENT_CERT),
-                           key=a.client_key_path or str(mdir / layout.CLIENT_KEY), timeout=timeout)
-
-    def active(self, environ=None) -> str | None:
-        """The machine DOCKER_HOST points at, else the current docker context if it is a machine."""
-        environ = os.environ if environ is None else environ
-        docker_host = environ.get("DOCKER_HOST", "")
-        if docker_host:
-            for name, host in self.store.load_all():
-                if isinstance(host, Host) and self._url(host) == docker_host:
-                    return name
-            return None
-        from . import clientconfig
-
-        ctx = environ.get("DOCKER_CONTEXT") or clientconfig.current_context()
-        for candidate in (ctx, (ctx or "").removeprefix("machine-")):
-            if candidate and _valid(candidate) and self.store.exists(candidate) \
-                    and context_name(candidate) == ctx:
-                return candidate
-        return None
 
     def use(self, name: str) -> None:
         from . import clientconfig
@@ -660,7 +493,7 @@ elif command -v zypper >/dev/null; then echo "updates $(zypper -q lu 2>/dev/null
                 rows.append(HostStatus(name=name, state=State.ERROR.value, error=host.message))
                 continue
             row = HostStatus(name=name, driver=host.driver_name, url=self._url(host), active=(name == active),
-                             cert_expiry=_cert_expiry(host), labels=list(host.engine.labels),
+                             cert_expiry=self._cert_expiry(host), labels=list(host.engine.labels),
                              swarm=_swarm_label(host), engine_options=host.engine.to_dict(),
                              swarm_options=host.swarm.to_dict())
             if host.machine.phase in (Phase.CREATING.value, Phase.FAILED.value, Phase.REMOVING.value):
@@ -746,56 +579,12 @@ elif command -v zypper >/dev/null; then echo "updates $(zypper -q lu 2>/dev/null
 
 # ---- helpers -----------------------------------------------------------------
 
-def _valid(name: str) -> bool:
-    try:
-        validate_name(name)
-        return True
-    except UsageError:
-        return False
-
-
-def _go_quote(s: str) -> str:
-    # Go's %q for the paths we print: backslash and double quote escaped.
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _swarm_label(host: Host) -> str:
     if host.machine.extra.get("Swarm"):  # swarm mode (machine/swarm.py)
         from .swarm import label
 
         return label(host)
-    s = host.swarm
-    if not s.is_swarm:
-        return ""
-    role = s.extra.get("Role") or ("manager" if s.master else "worker")
-    return f"{role}"
-
-
-def context_name(machine_name: str) -> str:
-    """The docker context for a machine: its own name where docker allows it.
-
-    docker reserves "default" (docker-machine's favourite name) and wants two
-    characters at least, so those get a "machine-" prefix.
-    """
-    if machine_name == "default" or len(machine_name) < 2 or not machine_name[0].isalnum():
-        return f"machine-{machine_name}"
-    return machine_name
-
-
-def _cert_expiry(host: Host) -> str:
-    """Server certificate expiry date (YYYY-MM-DD), read from the record or the PEM."""
-    cached = host.machine.extra.get("ServerCertNotAfter")
-    if cached:
-        return str(cached)[:10]
-    path = host.auth.server_cert_path
-    if not path or not os.path.exists(path):
-        return ""
-    try:
-        from .certs import cert_info
-
-        return cert_info(path).not_after.date().isoformat()
-    except Exception:
-        return ""
+    return classic_swarm_label(host)
 
 
 def _with_hint(exc: BaseException, step: str, hint: str) -> MachineError:
@@ -811,45 +600,16 @@ def _with_hint(exc: BaseException, step: str, hint: str) -> MachineError:
 
 # ---- ls filters ----------------------------------------------------------------
 
-def parse_filters(items: Iterable[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().lower()
-        if not sep or key not in ("driver", "state", "name", "label", "swarm"):
-            raise UsageError(f"invalid filter {item!r}",
-                             "use driver=NAME, state=Running, name=REGEX, label=KEY=VALUE or swarm=NAME")
-        out.setdefault(key, []).append(value)
-    return out
-
-
 def _prefilter(rows: list[HostStatus], filters: dict) -> list[HostStatus]:
     """Filters that need no probing, applied before we touch the network."""
-    keep = []
-    for r in rows:
-        if "driver" in filters and not any(r.driver.lower() == v.lower() for v in filters["driver"]):
-            continue
-        if "name" in filters and not any(_name_match(v, r.name) for v in filters["name"]):
-            continue
-        if "label" in filters and not any(v in r.labels for v in filters["label"]):
-            continue
-        if "swarm" in filters and not any(v == r.swarm for v in filters["swarm"]):
-            continue
-        keep.append(r)
-    return keep
+    return [r for r in rows
+            if row_matches(filters, name=r.name, driver=r.driver, labels=r.labels, swarm=r.swarm)]
 
 
 def _apply_filters(rows: list[HostStatus], filters: dict) -> list[HostStatus]:
     if "state" in filters:
         rows = [r for r in rows if any(r.state.lower() == v.lower() for v in filters["state"])]
     return rows
-
-
-def _name_match(pattern: str, name: str) -> bool:
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        return pattern == name
 
 
 def __getattr__(name: str):

@@ -16,6 +16,19 @@ class MachineError(Exception):
         return f"{self.message}: {self.hint}" if self.hint else self.message
 
 
+def error_line(e: BaseException, *, prefix: str = "", debug: bool = False) -> str:
+    """The one line the user sees for `e` (the full CLI and the light path print the same):
+    "Error: MESSAGE: HINT", and when the error carries a command's output, a pointer to
+    --debug (which prints that output itself)."""
+    message = str(getattr(e, "message", None) or (e.format_message() if hasattr(e, "format_message") else e))
+    first, _, details = message.partition("\n")
+    hint = getattr(e, "hint", None)
+    line = first + (f": {hint}" if hint else "")
+    if details and not debug:
+        line += " (run with --debug for the command's output)"
+    return f"Error: {prefix}{line}"
+
+
 class UsageError(MachineError):
     # docker-machine exits 1 on every error; scripts and GitLab Runner test for non-zero only
     exit_code = 1

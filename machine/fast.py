@@ -17,9 +17,9 @@ before the first byte is written, so falling through is always possible.
 
 MACHINE_NO_FAST=1 turns this path off (the full CLI answers everything).
 
-The read-only logic mirrors machine/api.py (`Machines._ready_url`, `_url`, `driver_for`,
-`active`, `ls`): each mirrored function names its original. When those change, the
-comparison test says so and this file follows them.
+The read-only answers themselves are machine.readonly.StoreReader's, the same code the full
+API runs; this module only parses, picks drivers without importlib.metadata, and gives up
+where an answer would need a heavy import.
 """
 from __future__ import annotations
 
@@ -58,14 +58,9 @@ class _Out:
         self.parts.append((err, text + "\n" if nl else text))
 
     def error(self, e, prefix: str = "") -> None:
-        # machine/cli/common.py print_error(e, debug=False)
-        message = str(getattr(e, "message", None) or e)
-        first, _, details = message.partition("\n")
-        hint = getattr(e, "hint", None)
-        line = first + (f": {hint}" if hint else "")
-        if details:
-            line += " (run with --debug for the command's output)"
-        self.echo(f"Error: {prefix}{line}", err=True)
+        from .errors import error_line
+
+        self.echo(error_line(e, prefix=prefix), err=True)
 
     def write(self) -> None:
         if any("\x1b" in text for _, text in self.parts):
@@ -187,128 +182,31 @@ def _dispatch(argv: list[str], out: _Out) -> int:
     verb, args = rest[0], rest[1:]
     if "-h" in args or "--help" in args:
         raise _Fallback
-    return _VERBS[verb](_Api(_store_path(g)), args, out)
+    return _VERBS[verb](_reader(_store_path(g)), args, out)
 
 
 # ---------------------------------------------------------------------------- the API, read-only
 
-class _Api:
-    """The read-only part of machine.api.Machines, on the store's own code."""
+def _reader(storage_path):
+    """machine.readonly.StoreReader, giving up (to the full CLI) where it would import heavily."""
+    from .readonly import StoreReader
 
-    def __init__(self, storage_path):
-        from .store import Store
+    class LightReader(StoreReader):
+        def driver_class(self, driver_name: str):
+            return _driver_class(driver_name)
 
-        self.store = Store(storage_path)
-
-    def load(self, name: str):
-        # Machines.load
-        from .store import validate_name
-
-        validate_name(name)
-        return self.store.load(name)
-
-    def driver_for(self, host):
-        # Machines.driver_for(host, persist=False)
-        from . import credentials
-        from .driver import DriverContext, Journal
-        from .store import CorruptRecord
-
-        cls = _driver_class(host.driver_name)
-        mdir = self.store.machine_dir(host.name)
-        if not isinstance(host.driver, cls.Config):
-            try:
-                host.driver = cls.Config.from_record(host.driver.to_record())
-            except (ValueError, TypeError) as e:
-                raise CorruptRecord(f"machine {host.name!r} has an unreadable Driver section ({e})",
-                                    f"fix or remove {self.store.config_path(host.name)}") from None
+        def load_secrets(self, host) -> dict:
             if host.machine.credentials not in ("", "file"):
                 raise _Fallback  # the OS keyring: not a light import
-            host.driver.apply_secrets(credentials.load(mdir, host.name, host.machine.credentials))
+            return super().load_secrets(host)
 
-        def peers():
+        def peer_claims(self, name: str) -> list:
             raise _Fallback
 
-        ctx = DriverContext(machine_name=host.name, machine_dir=mdir, cache_dir=self.store.cache_dir,
-                            shared_dir=self.store.driver_dir(cls.name), journal=Journal(host.machine.journal, None),
-                            lock=self.store.named_lock, peer_claims=peers, report=lambda s: None)
-        return cls(host.driver, ctx)
+        def cert_expiry_from_pem(self, path: str) -> str:
+            raise _Fallback  # reading the PEM takes cryptography
 
-    def url_of(self, host) -> str:
-        # Machines._url
-        from .errors import MachineError
-        from .layout import DEFAULT_ENGINE_PORT
-
-        if host.machine.url:
-            return host.machine.url
-        try:
-            driver = self.driver_for(host)
-        except MachineError:
-            return host.url
-        url = driver.engine_url(int(host.engine.port or DEFAULT_ENGINE_PORT))
-        return "" if url.startswith(("tcp://:", "tcp://[]:")) else url
-
-    def ready_url(self, name: str):
-        # Machines._ready_url
-        from .errors import MachineError
-        from .model import Phase, State
-
-        host = self.load(name)
-        if host.machine.phase == Phase.CREATING.value:
-            raise MachineError(f"machine {name} is still being created",
-                               f"wait for its create to finish, or remove it: machine rm -f {name}")
-        driver = None
-        if host.machine.state_is_local is not False:
-            try:
-                driver = self.driver_for(host)
-            except MachineError:
-                driver = None
-        if driver is not None and driver.capabilities.local_state:
-            try:
-                state = driver.state()
-            except MachineError:
-                state = State.RUNNING
-            if state != State.RUNNING:
-                raise MachineError("Host is not running", f"{name} is {state or 'not running'}; "
-                                   f"start it: machine start {name}")
-        url = self.url_of(host)
-        if not url:
-            raise MachineError(f"machine {name} has no URL yet", f"is it running? machine start {name}")
-        return host, url
-
-    def active(self):
-        # Machines.active(environ=None)
-        docker_host = os.environ.get("DOCKER_HOST", "")
-        if docker_host:
-            from .model import Host
-
-            for name, host in self.store.load_all():
-                if isinstance(host, Host) and self.url_of(host) == docker_host:
-                    return name
-            return None
-        from . import clientconfig
-        from .errors import UsageError
-        from .store import validate_name
-
-        def valid(n):
-            try:
-                validate_name(n)
-                return True
-            except UsageError:
-                return False
-
-        ctx = os.environ.get("DOCKER_CONTEXT") or clientconfig.current_context()
-        for candidate in (ctx, (ctx or "").removeprefix("machine-")):
-            if candidate and valid(candidate) and self.store.exists(candidate) \
-                    and _context_name(candidate) == ctx:
-                return candidate
-        return None
-
-
-def _context_name(machine_name: str) -> str:
-    # machine.api.context_name
-    if machine_name == "default" or len(machine_name) < 2 or not machine_name[0].isalnum():
-        return f"machine-{machine_name}"
-    return machine_name
+    return LightReader(storage_path)
 
 
 # ---------------------------------------------------------------------------- drivers
@@ -406,32 +304,20 @@ def _name(positional: list[str]) -> str:
     return positional[0] if positional else "default"  # cli.common.default_name
 
 
-def _env(api: _Api, args: list[str], out: _Out) -> int:
+def _env(api, args: list[str], out: _Out) -> int:
     opts, pos = _parse(args, {"--shell": ("shell", _VALUE), "-u": ("unset", _FLAG), "--unset": ("unset", _FLAG),
                               "--no-proxy": ("no_proxy", _FLAG), "--swarm": ("swarm", _FLAG)}, max_args=1)
     from . import clientconfig
     from .errors import UsageError
 
-    unset, no_proxy = opts.get("unset", False), opts.get("no_proxy", False)
-    name = pos[0] if pos else None
-    if unset and name:
+    unset = opts.get("unset", False)
+    if unset and pos:
         raise UsageError("Expected no machine name when the -u flag is present", "run: machine env -u")
     shell = opts.get("shell") or clientconfig.detect_shell()
     prog = sys.argv[0] if sys.argv and sys.argv[0] else "machine"
     words = [a for a in sys.argv[1:]] if sys.argv[1:] else ["env", _name(pos)]
-    command_line = [_prog_name(prog)] + words
-    name = _name(pos)
-    # Machines.env (check=False)
-    if unset:
-        text = clientconfig.render_env(shell=shell, machine_name=name, docker_host="", cert_path="", unset=True,
-                                       no_proxy=no_proxy, environ=os.environ, command_line=command_line)
-    else:
-        host, url = api.ready_url(name)
-        cert_path = host.auth.store_path or str(api.store.machine_dir(name))
-        text = clientconfig.render_env(shell=shell, machine_name=name, docker_host=url, cert_path=cert_path,
-                                       tls_verify=host.engine.tls_verify, no_proxy=no_proxy, environ=os.environ,
-                                       command_line=command_line)
-    out.echo(text, nl=False)
+    out.echo(api.env(_name(pos), shell=shell, unset=unset, no_proxy=opts.get("no_proxy", False),
+                     command_line=[_prog_name(prog)] + words), nl=False)
     return 0
 
 
@@ -441,42 +327,19 @@ def _prog_name(prog: str) -> str:
     return "machine" if base in ("__main__.py", "-c", "machine") else prog
 
 
-def _config(api: _Api, args: list[str], out: _Out) -> int:
+def _config(api, args: list[str], out: _Out) -> int:
     opts, pos = _parse(args, {"--no-check": ("no_check", _FLAG)}, max_args=1)
-    name = _name(pos)
-    # Machines.config_flags
-    from .errors import MachineError
-
-    host, url = api.ready_url(name)
-    a = host.auth
-    if any(c.isspace() for c in url) or not url.startswith(("tcp://", "unix://", "ssh://")):
-        raise MachineError(f"machine {name} has an engine URL that cannot be passed safely ({url!r})",
-                           f"fix its record or recreate it: machine rm -f {name}")
-    if not opts.get("no_check"):
-        from . import layout
-        from .engineapi import check_tls
-
-        mdir = api.store.machine_dir(name)
-        check_tls(url, ca=a.ca_cert_path or str(mdir / layout.CA_CERT),
-                  cert=a.client_cert_path or str(mdir / layout.CLIENT_CERT),
-                  key=a.client_key_path or str(mdir / layout.CLIENT_KEY), timeout=20.0)
-    out.echo(f"--tlsverify\n--tlscacert={_go_quote(a.ca_cert_path)}\n--tlscert={_go_quote(a.client_cert_path)}"
-             f"\n--tlskey={_go_quote(a.client_key_path)}\n-H={url}\n", nl=False)
+    out.echo(api.config_flags(_name(pos), check=not opts.get("no_check")), nl=False)
     return 0
 
 
-def _go_quote(s: str) -> str:
-    # machine.api._go_quote
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _url(api: _Api, args: list[str], out: _Out) -> int:
+def _url(api, args: list[str], out: _Out) -> int:
     _, pos = _parse(args, {}, max_args=1)
-    out.echo(api.ready_url(_name(pos))[1])
+    out.echo(api.url(_name(pos)))
     return 0
 
 
-def _ip(api: _Api, args: list[str], out: _Out) -> int:
+def _ip(api, args: list[str], out: _Out) -> int:
     _, pos = _parse(args, {}, max_args=10**6)
     from .errors import MachineError
 
@@ -484,12 +347,7 @@ def _ip(api: _Api, args: list[str], out: _Out) -> int:
     failed = 0
     for n in names:  # cli.common.for_each(..., what="getting the IP of")
         try:
-            # Machines.ip
-            host = api.load(n)
-            ip = host.ip or api.driver_for(host).ip()
-            if not ip:
-                raise MachineError(f"machine {n} has no IP address yet", f"is it running? machine start {n}")
-            out.echo(ip)
+            out.echo(api.ip(n))
         except MachineError as e:
             if type(e).__module__.startswith("machine.drivers"):
                 raise _Fallback from None
@@ -498,18 +356,17 @@ def _ip(api: _Api, args: list[str], out: _Out) -> int:
     return 1 if failed else 0
 
 
-def _status(api: _Api, args: list[str], out: _Out) -> int:
+def _status(api, args: list[str], out: _Out) -> int:
     _, pos = _parse(args, {}, max_args=1)
-    # Machines.status, for drivers that know their state without the network
-    host = api.load(_name(pos))
-    driver = api.driver_for(host)
+    # for drivers that know their state without the network; the others ask with the full CLI
+    driver = api.driver_for(api.load(_name(pos)), persist=False)
     if not driver.capabilities.local_state:
         raise _Fallback
     out.echo(str(driver.state()))
     return 0
 
 
-def _active(api: _Api, args: list[str], out: _Out) -> int:
+def _active(api, args: list[str], out: _Out) -> int:
     opts, _ = _parse(args, {"-t": ("timeout", _VALUE), "--timeout": ("timeout", _VALUE)}, max_args=0)
     t = opts.get("timeout", "10").strip()
     if not (t.isdigit() and t.isascii()):
@@ -523,12 +380,9 @@ def _active(api: _Api, args: list[str], out: _Out) -> int:
     return 0
 
 
-def _inspect(api: _Api, args: list[str], out: _Out) -> int:
+def _inspect(api, args: list[str], out: _Out) -> int:
     opts, pos = _parse(args, {"-f": ("fmt", _VALUE), "--format": ("fmt", _VALUE)}, max_args=1)
-    # Machines.inspect
-    host = api.load(_name(pos))
-    data = host.inspect_dict()
-    data["Machine"]["CertExpiry"] = _cert_expiry(host)
+    data = api.inspect(_name(pos))
     fmt = opts.get("fmt")
     if fmt:
         from .gotemplate import render
@@ -541,18 +395,7 @@ def _inspect(api: _Api, args: list[str], out: _Out) -> int:
     return 0
 
 
-def _cert_expiry(host) -> str:
-    # machine.api._cert_expiry, when it needs no certificate parsing
-    cached = host.machine.extra.get("ServerCertNotAfter")
-    if cached:
-        return str(cached)[:10]
-    path = host.auth.server_cert_path
-    if not path or not os.path.exists(path):
-        return ""
-    raise _Fallback  # reading the PEM takes cryptography
-
-
-def _version(api: _Api, args: list[str], out: _Out) -> int:
+def _version(api, args: list[str], out: _Out) -> int:
     _, pos = _parse(args, {}, max_args=0)  # with a NAME it asks the engine: the full CLI
     from . import __version__
 
@@ -560,7 +403,7 @@ def _version(api: _Api, args: list[str], out: _Out) -> int:
     return 0
 
 
-def _ls(api: _Api, args: list[str], out: _Out) -> int:
+def _ls(api, args: list[str], out: _Out) -> int:
     opts, _ = _parse(args, {"-q": ("quiet", _FLAG), "--quiet": ("quiet", _FLAG),
                             "--filter": ("filters", _MULTI),
                             "-t": ("timeout", _VALUE), "--timeout": ("timeout", _VALUE)}, max_args=0)
@@ -573,72 +416,41 @@ def _ls(api: _Api, args: list[str], out: _Out) -> int:
         raise _Fallback from None
     if not (0.001 <= t <= 86400.0):  # validate.seconds; also rejects nan
         raise _Fallback
-    filters = _parse_filters(opts.get("filters", []))
+    from .errors import MachineError
+    from .readonly import name_match, parse_filters, row_matches
+
+    filters = parse_filters(opts.get("filters", []))
     if "state" in filters:
         raise _Fallback  # needs probing
     # Machines.ls(probe=False): the rows' names after the filters that need no probing
-    from .errors import MachineError
-
     if not filters.keys() & {"driver", "label", "swarm"}:
         # Only names are printed and no filter reads a record: the store's listing is the answer
         # (a record that does not load is listed all the same, as its error row).
         names = api.store.names()
         api.active()  # computed (and its errors raised) as the full listing does
         for name in names:
-            if "name" not in filters or any(_name_match(v, name) for v in filters["name"]):
+            if "name" not in filters or any(name_match(v, name) for v in filters["name"]):
                 out.echo(name)
         return 0
     records = api.store.load_all()
     api.active()
     for name, host in records:
-        broken = isinstance(host, MachineError)
-        if "driver" in filters and not any(("" if broken else host.driver_name).lower() == v.lower()
-                                           for v in filters["driver"]):
-            continue
-        if "name" in filters and not any(_name_match(v, name) for v in filters["name"]):
-            continue
-        if "label" in filters and not any(v in ([] if broken else list(host.engine.labels))
-                                          for v in filters["label"]):
-            continue
-        if "swarm" in filters and not any(v == ("" if broken else _swarm_label(host)) for v in filters["swarm"]):
-            continue
-        out.echo(name)
+        if isinstance(host, MachineError):  # an error row: no driver, labels or swarm
+            keep = row_matches(filters, name=name, driver="", labels=[], swarm="")
+        else:
+            keep = row_matches(filters, name=name, driver=host.driver_name, labels=list(host.engine.labels),
+                               swarm=_swarm_label(host) if "swarm" in filters else "")
+        if keep:
+            out.echo(name)
     return 0
 
 
-def _parse_filters(items: list[str]) -> dict[str, list[str]]:
-    # machine.api.parse_filters
-    from .errors import UsageError
-
-    parsed: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().lower()
-        if not sep or key not in ("driver", "state", "name", "label", "swarm"):
-            raise UsageError(f"invalid filter {item!r}",
-                             "use driver=NAME, state=Running, name=REGEX, label=KEY=VALUE or swarm=NAME")
-        parsed.setdefault(key, []).append(value)
-    return parsed
-
-
-def _name_match(pattern: str, name: str) -> bool:
-    # machine.api._name_match
-    import re
-
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        return pattern == name
-
-
 def _swarm_label(host) -> str:
-    # machine.api._swarm_label, for classic swarm records
     if host.machine.extra.get("Swarm"):
         raise _Fallback  # swarm mode: machine.swarm words it
-    s = host.swarm
-    if not s.is_swarm:
-        return ""
-    return s.extra.get("Role") or ("manager" if s.master else "worker")
+    from .readonly import classic_swarm_label
+
+    return classic_swarm_label(host)
 
 
 _VERBS = {
