@@ -362,6 +362,39 @@ class Journal:
         return len(self.entries)
 
 
+def remove_journaled(entries: list[dict], *, order: typing.Sequence[str], remove_entry: Callable[[dict], None],
+                     translate: Callable[[Exception, str], MachineError], error_class: type[MachineError],
+                     fatal: tuple[type, ...] = (), describe: Callable[[dict], str] | None = None,
+                     log=None) -> None:
+    """Delete what a journal recorded, kinds in `order` (what depends on others before what it
+    depends on; kinds not named go last), newest first within a kind.
+
+    One stuck resource must not strand the rest: a failure is kept and the next entry tried,
+    and at the end one `error_class` error says how many failed and the first reason. An
+    error of a `fatal` type (bad credentials: every other call would fail the same way) is
+    raised at once. `translate(exc, action)` words a failure; the action is "delete KIND ID"
+    (`describe(entry)` gives a friendlier ID)."""
+    rank = {kind: i for i, kind in enumerate(order)}
+    errors: list[MachineError] = []
+    for entry in sorted(reversed(entries), key=lambda e: rank.get(e["kind"], len(rank))):
+        try:
+            remove_entry(entry)
+        except Exception as exc:
+            what = describe(entry) if describe else entry["id"]
+            err = translate(exc, f"delete {entry['kind'].replace('_', ' ')} {what}")
+            if isinstance(err, fatal):
+                raise err from exc
+            errors.append(err)
+            if log is not None:
+                log.warning("%s", err)
+    if errors:
+        failed = error_class(f"{len(errors)} resource(s) could not be deleted; first: {errors[0].message}",
+                             "run rm again: the journal keeps what is left")
+        if getattr(errors[0], "code", "") and hasattr(failed, "code"):
+            failed.code = errors[0].code  # e.g. AWS's error code of the first failure
+        raise failed
+
+
 @dataclass(frozen=True)
 class DriverContext:
     """All a driver gets from the core: nothing else of the store is its business."""

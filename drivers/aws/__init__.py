@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 
-from ...driver import Capabilities, Driver
+from ...driver import Capabilities, Driver, remove_journaled
 from ...errors import MachineError, NotFound, UsageError
 from ...model import State
 from . import client as awsclient
@@ -38,7 +38,8 @@ STATE = {
 
 # rm order: the address first, then the spot request and the instance (its volumes and network
 # interface go with it), then what remains in reverse order of creation (group, key pair).
-REMOVE_RANK = {"association": 0, "address": 1, "spot_request": 2, "instance": 3, "volume": 4}
+#: what goes first at rm (a dependent before what it depends on); key pairs and groups last
+REMOVE_ORDER = ("association", "address", "spot_request", "instance", "volume")
 
 
 class AWSDriver(Driver):
@@ -376,20 +377,8 @@ class AWSDriver(Driver):
                 entries.append({"kind": "key_pair", "id": self.config.keypair_name})
         if not entries:
             return
-        order = sorted(reversed(entries), key=lambda e: REMOVE_RANK.get(e["kind"], 5))
-        errors: list[MachineError] = []
-        for entry in order:
-            try:
-                self._remove_entry(entry)
-            except Exception as exc:  # keep going: delete what can be deleted
-                err = convert(exc, f"delete {entry['kind'].replace('_', ' ')} {entry['id']}")
-                if isinstance(err, (UsageError, AuthFailed)):
-                    raise err from exc   # no use trying the rest without credentials
-                errors.append(err)
-                log.warning("%s", err)
-        if errors:
-            raise AWSError(f"{len(errors)} resource(s) could not be deleted; first: {errors[0].message}",
-                           "run rm again: the journal keeps what is left", getattr(errors[0], "code", ""))
+        remove_journaled(entries, order=REMOVE_ORDER, remove_entry=self._remove_entry, translate=convert,
+                         error_class=AWSError, fatal=(UsageError, AuthFailed), log=log)
 
     def _resolve_pending(self, entry: dict) -> list[str]:
         """Ids of what an interrupted create may have made, found by its token tag."""

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 
-from ...driver import Capabilities, Driver
+from ...driver import Capabilities, Driver, remove_journaled
 from ...errors import MachineError, NotFound
 from ...model import State
 from . import keys, resources as R
@@ -397,27 +397,19 @@ class AzureDriver(Driver):
             return
         if not entries:
             entries = self._legacy_entries()
-        rank = {k: i for i, k in enumerate(R.REMOVE_ORDER)}
-        todo = sorted(reversed(entries), key=lambda e: rank.get(e["kind"], len(rank)))
-        errors: list[MachineError] = []
         c = self.config
-        for entry in todo:
-            try:
-                if entry["kind"] in R.SHARED:
-                    # "is anything else using it?" and the delete must not interleave with a create
-                    with self.ctx.lock(f"azure-{c.subscription_id}-{c.resource_group}"):
-                        self._delete(entry)
-                else:
+
+        def delete(entry: dict) -> None:
+            if entry["kind"] in R.SHARED:
+                # "is anything else using it?" and the delete must not interleave with a create
+                with self.ctx.lock(f"azure-{c.subscription_id}-{c.resource_group}"):
                     self._delete(entry)
-            except Exception as exc:
-                err = convert(exc, f"delete {entry['kind'].replace('_', ' ')} {R.parse(entry['id'])['name']}")
-                if isinstance(err, AuthFailed):
-                    raise err from exc
-                errors.append(err)
-                log.warning("%s", err)
-        if errors:
-            raise AzureError(f"{len(errors)} resource(s) could not be deleted; first: {errors[0].message}",
-                             "run rm again: the journal keeps what is left")
+            else:
+                self._delete(entry)
+
+        remove_journaled(entries, order=R.REMOVE_ORDER, remove_entry=delete, translate=convert,
+                         error_class=AzureError, fatal=(AuthFailed,), describe=lambda e: R.parse(e["id"])["name"],
+                         log=log)
 
     def _legacy_entries(self) -> list[dict]:
         """A docker-machine record has no journal: its resources by docker-machine's names."""

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 
-from ...driver import Capabilities, Driver
+from ...driver import Capabilities, Driver, remove_journaled
 from ...errors import MachineError, NotFound
 from ...model import State
 from . import keys
@@ -326,21 +326,8 @@ class GoogleDriver(Driver):
             # a docker-machine record: its instance (the disk goes with it); the shared
             # "docker-machines" firewall rule is left for its other machines
             entries = [{"kind": "instance", "id": self.machine_name}]
-        rank = {k: i for i, k in enumerate(REMOVE_ORDER)}
-        todo = sorted(reversed(entries), key=lambda e: rank.get(e["kind"], len(rank)))
-        errors: list[MachineError] = []
-        for entry in todo:
-            try:
-                self._delete(entry)
-            except Exception as exc:
-                err = convert(exc, f"delete {entry['kind']} {entry['id']}")
-                if isinstance(err, AuthFailed):
-                    raise err from exc
-                errors.append(err)
-                log.warning("%s", err)
-        if errors:
-            raise GoogleError(f"{len(errors)} resource(s) could not be deleted; first: {errors[0].message}",
-                              "run rm again: the journal keeps what is left")
+        remove_journaled(entries, order=REMOVE_ORDER, remove_entry=self._delete, translate=convert,
+                         error_class=GoogleError, fatal=(AuthFailed,), log=log)
 
     def _delete(self, entry: dict) -> None:
         c, gc = self.config, self.gc

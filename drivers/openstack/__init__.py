@@ -15,8 +15,8 @@ import os
 import time
 import uuid
 
-from ...driver import Capabilities, Driver
-from ...errors import MachineError, NotFound, UsageError
+from ...driver import Capabilities, Driver, remove_journaled
+from ...errors import NotFound, UsageError
 from ...model import State
 from . import keys, resources
 from .errors import ActiveTimeout, AuthFailed, OpenStackError, convert, is_definitive_http_error, translate
@@ -42,7 +42,8 @@ STATUS_STATE = {
 
 # rm order: release the address, then the server (its volumes and ports go with it), then the
 # rest in reverse order of creation (volume, port, server group, security group, key pair).
-REMOVE_RANK = {"floating_ip": 0, "server": 1}
+#: what goes first at rm (a dependent before what it depends on); the rest after
+REMOVE_ORDER = ("floating_ip", "server")
 
 
 class OpenStackDriver(Driver):
@@ -296,20 +297,8 @@ class OpenStackDriver(Driver):
         todo = entries + legacy
         if not todo:
             return
-        order = sorted(reversed(todo), key=lambda e: REMOVE_RANK.get(e["kind"], 2))
-        errors: list[MachineError] = []
-        for entry in order:
-            try:
-                self._remove_entry(entry)
-            except Exception as exc:  # keep going: delete what can be deleted
-                err = convert(exc, f"delete {entry['kind'].replace('_', ' ')} {entry['id']}")
-                if isinstance(err, (UsageError, AuthFailed)):
-                    raise err from exc   # no use trying the rest without credentials
-                errors.append(err)
-                log.warning("%s", err)
-        if errors:
-            raise OpenStackError(f"{len(errors)} resource(s) could not be deleted; first: {errors[0].message}",
-                                 "run rm again: the journal keeps what is left")
+        remove_journaled(todo, order=REMOVE_ORDER, remove_entry=self._remove_entry, translate=convert,
+                         error_class=OpenStackError, fatal=(UsageError, AuthFailed), log=log)
 
     def _remove_entry(self, entry: dict) -> None:
         kind, rid = entry["kind"], entry["id"]
