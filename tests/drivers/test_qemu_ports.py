@@ -465,7 +465,7 @@ def test_agent_follows_events_and_ends_cleanly(tmp_path, bare_qemu):
         engine.emit("start", "dns")
         assert _wait(lambda: not ports.udp_port_free(udp)), (mdir / "agent.log").read_text()
         took = time.monotonic() - t0
-        assert took < 3, f"forward took {took:.1f}s"
+        assert took < 10, f"forward took {took:.1f}s"  # event-driven, not a poll; bench_qemu_ports measures it
 
         engine.containers = engine.containers[1:]
         engine.emit("die", "early")

@@ -391,7 +391,6 @@ def test_script_exit_0_without_dockerd_is_not_retried(local_conn, tmp_path, monk
     assert isinstance(err, MachineError)
     assert runs == 1
     assert "left no dockerd" in str(err) and "attempt 1 of 3" in str(err)
-    assert took < 20
 
 
 def test_failing_install_is_retried_on_its_exit_code(local_conn, tmp_path, monkeypatch):
