@@ -28,6 +28,19 @@ def pytest_configure(config):
                                 + f". Run: python3 -m pip install -e {REPO}")
 
 
+def pytest_collection_modifyitems(config, items):
+    # The tests that talk to the one shared VM run first, together; from then on it is parked
+    # (stopped) and the VM tests that boot their own machines have both cores.
+    items.sort(key=lambda item: 0 if "shared_vm" in getattr(item, "fixturenames", ()) else 1)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("vm") and "shared_vm" not in getattr(item, "fixturenames", ()):
+        vm = sys.modules.get("harness.vm")
+        if vm is not None:
+            vm.VMPool.park_standby_everywhere()
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
     store = tmp_path / "store"

@@ -33,19 +33,17 @@ def vm_pool(engine_image, vm_store_path):
         pool.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shared_vm(vm_pool):
-    """One running VM (engine image) for tests that only need a host to talk to."""
-    vm = vm_pool.get("shared") or vm_pool.create("shared")
-    if not vm.driver.pid():
-        vm.start()
-        vm.wait_ssh()
-    return vm
+    """One running VM (engine image) for tests that only need a host to talk to. Between the
+    modules that use it, it may be parked (stopped) to make room; each module gets it running."""
+    vm = vm_pool.get("shared") or vm_pool.create("shared", standby=True)
+    return vm_pool.ensure_running(vm)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def net_pair(vm_pool):
-    """Two VMs on one private network, booted in parallel; removed at session end."""
+    """Two VMs on one private network, booted in parallel; removed after the module."""
     names = ("net-a", "net-b")
     vms = [vm_pool.create(n, wait=False, network="e2enet", memory=768) for n in names]
     wait_ssh_parallel(vms)

@@ -163,7 +163,16 @@ def wait_ssh_parallel(vms) -> None:
 
 
 class VMPool:
-    """VMs of one test store; `close()` removes every one of them."""
+    """VMs of one test store; `close()` removes every one of them.
+
+    A VM created with standby=True (the shared one) is stopped, not removed, whenever room
+    is needed — by another VM of the pool, or by a test that boots VMs of its own (see
+    park_standby) — and started again by whoever asks for it next: on 2 cores an idle TCG
+    guest still costs a third of a core.
+    """
+
+    #: every pool of this process, for park_standby_everywhere()
+    instances: list["VMPool"] = []
 
     def __init__(self, store_path, max_vms: int = MAX_VMS):
         from machine.api import Machines
@@ -172,18 +181,46 @@ class VMPool:
         self.store = self.api.store
         self.max_vms = max_vms
         self.vms: dict[str, VM] = {}
+        self.standby: set[str] = set()
         self._lock = threading.Lock()
+        VMPool.instances.append(self)
         atexit.register(self.close)
+
+    def park_standby(self) -> None:
+        """Stop the running standby VMs (their disks stay; ensure_running() boots them again)."""
+        for name in sorted(self.standby):
+            vm = self.vms.get(name)
+            if vm is not None and vm.driver.pid():
+                t0 = time.monotonic()
+                vm.stop()
+                _log(f"{name}: parked (stopped in {time.monotonic() - t0:.0f}s) to make room")
+
+    @classmethod
+    def park_standby_everywhere(cls) -> None:
+        for pool in cls.instances:
+            pool.park_standby()
+
+    def ensure_running(self, vm: VM) -> VM:
+        if not vm.driver.pid():
+            with self._lock:
+                if len(self.alive()) >= self.max_vms:
+                    raise RuntimeError(f"harness limit: {self.max_vms} VMs at once (MACHINE_TEST_MAX_VMS)")
+                vm.start()
+            vm.boot_seconds = vm.wait_ssh()
+            _log(f"{vm.name}: started again, ssh after {vm.boot_seconds:.0f}s")
+        return vm
 
     def alive(self) -> list[VM]:
         return [vm for vm in self.vms.values() if vm.driver.pid()]
 
-    def create(self, name: str, *, wait: bool = True, **options) -> VM:
+    def create(self, name: str, *, wait: bool = True, standby: bool = False, **options) -> VM:
         """Create (and boot) a VM through the driver, recording it as `machine create` would."""
         from machine.drivers.qemu import QemuDriver
         from machine.model import Host
 
         with self._lock:
+            if len(self.alive()) >= self.max_vms:
+                self.park_standby()
             if len(self.alive()) >= self.max_vms:
                 raise RuntimeError(f"harness limit: {self.max_vms} VMs at once "
                                    f"(MACHINE_TEST_MAX_VMS); remove one first")
@@ -195,6 +232,8 @@ class VMPool:
             driver = self.api.driver_for(host)  # the journal is saved with the record, as create does
             vm = VM(self.store, host, driver)
             self.vms[name] = vm
+            if standby:
+                self.standby.add(name)
             try:
                 driver.pre_create_check()
                 self.store.save(host)
@@ -214,6 +253,7 @@ class VMPool:
         return self.vms.get(name)
 
     def remove(self, name: str) -> None:
+        self.standby.discard(name)
         vm = self.vms.pop(name, None)
         if vm is not None:
             vm.remove()
