@@ -11,6 +11,7 @@ Run: flock /tmp/machine-vm.lock python3 -m pytest -m vm tests/e2e/test_qemu_feat
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -211,10 +212,35 @@ def test_ports_follow_stop_and_start(dev):
 # ---- outbound network, in a network namespace with only a loopback ------------------------------
 
 NETNS_HELPER = textwrap.dedent("""
-    import functools, json, sys, threading
+    import base64, functools, json, socket, sys, threading, time
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
     sys.path.insert(0, sys.argv[1])
     from harness.vm import VMPool, wait_ssh_parallel
+    from machine.drivers.qemu.agent import Forwarder, _qmp_hmp
+
+    def udp_round_trip(vm):
+        # A UDP echo server in the guest, published on the namespace's loopback by the port agent's
+        # Forwarder (QMP hostfwd_add, as for a container's -p 5353:5353/udp); then a datagram each way.
+        vm.run("echo " + sys.argv[4] + " | base64 -d > /tmp/udp.py && (nohup python3 /tmp/udp.py "
+               ">/dev/null 2>&1 &)", timeout=30)
+        time.sleep(1)
+        fwd = Forwarder(_qmp_hmp(vm.driver.qmp_path), vm.dir / "udp-test-ports.json")
+        fwd.sync([{"Id": "udp", "Names": ["/udp"],
+                   "Ports": [{"IP": "0.0.0.0", "PrivatePort": 5353, "PublicPort": 5353, "Type": "udp"}]}])
+        host_port = [f.host_port for f in fwd.forwards.values()][0]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(1.0)
+        got, end = "", time.monotonic() + 20
+        while time.monotonic() < end and not got:
+            s.sendto(b"ping", ("127.0.0.1", host_port))
+            try:
+                got = s.recv(512).decode()
+            except socket.timeout:
+                pass
+        s.close()
+        seen = vm.run("cat /tmp/udp.log", timeout=30)[1]
+        fwd.clear()
+        return {"reply": got, "guest_saw": "ping" in seen}
 
     www = sys.argv[3]
     srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=www))
@@ -230,10 +256,23 @@ NETNS_HELPER = textwrap.dedent("""
                  f"print(u.urlopen('http://10.0.2.2:{port}/hello.txt', timeout=10).read().decode())\\"")
         for vm in vms:
             rc, so, se = vm.run(fetch, timeout=60)
-            out[vm.name] = {"rc": rc, "out": so.strip(), "err": se.strip()[-300:], "boot": vm.boot_seconds}
+            out[vm.name] = {"rc": rc, "out": so.strip(), "err": se.strip()[-300:], "boot": vm.boot_seconds,
+                            "udp": udp_round_trip(vm)}
         print(json.dumps(out))
     finally:
         pool.close()
+""")
+
+
+GUEST_UDP_ECHO = textwrap.dedent("""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", 5353))
+    while True:
+        data, addr = s.recvfrom(512)
+        with open("/tmp/udp.log", "ab") as f:
+            f.write(data + b"\\n")
+        s.sendto(b"echo:" + data, addr)
 """)
 
 
@@ -260,8 +299,9 @@ def test_nat_guest_reaches_the_namespace_loopback_isolated_does_not(engine_image
     www = Path(tmp_path_factory.mktemp("www"))
     (www / "hello.txt").write_text("outbound-ok\n")
     t0 = time.monotonic()
+    udp_echo = base64.b64encode(GUEST_UDP_ECHO.encode()).decode()
     r = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", NETNS_HELPER, str(TESTS), str(store),
-                        str(www)], capture_output=True, text=True, timeout=900,
+                        str(www), udp_echo], capture_output=True, text=True, timeout=900,
                        env=dict(os.environ, QEMU_NETWORK_MODE=""))
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -269,4 +309,8 @@ def test_nat_guest_reaches_the_namespace_loopback_isolated_does_not(engine_image
           file=sys.stderr)
     assert res["nat1"]["rc"] == 0 and res["nat1"]["out"] == "outbound-ok", res
     assert res["iso1"]["rc"] != 0 and res["iso1"]["out"] == "", res
+    # a published UDP port: the datagram reaches either guest; only the NAT guest's reply comes back
+    # (QEMU's user-mode network drops every datagram an isolated guest sends, replies included)
+    assert res["nat1"]["udp"] == {"reply": "echo:ping", "guest_saw": True}, res
+    assert res["iso1"]["udp"] == {"reply": "", "guest_saw": True}, res
     assert not list((store / "machines").iterdir())
