@@ -45,7 +45,7 @@ slow = [pytest.mark.openstack, pytest.mark.vm]
 
 NODES = 3                      # the loop's three machines, one VM each
 MAX_QEMU = int(os.environ.get("MACHINE_TEST_MAX_QEMU", "3"))   # QEMU processes on this host, all sessions
-VM_WAIT = float(os.environ.get("MACHINE_TEST_VM_WAIT", "1800"))  # seconds to wait for other VMs to go
+VM_WAIT = float(os.environ.get("MACHINE_TEST_VM_WAIT", "600"))  # seconds to wait for other VMs to go
 VM_MEMORY = 768
 PROJECT = "docker"             # the loop's --openstack-tenant-name
 OS_USER = "dockeruser"
@@ -154,6 +154,9 @@ def _qemu_pids() -> list[int]:
 
 
 def _wait_for_vm_room(needed: int, say) -> None:
+    from harness.vm import VMPool
+
+    VMPool.park_standby_everywhere()  # this session's shared VM is stopped, not waited for
     t0 = time.monotonic()
     deadline = t0 + VM_WAIT
     said = False
