@@ -31,9 +31,10 @@ NAME = "gce-e2e"
 
 @pytest.fixture
 def gateway(shared_vm):
+    """Not yet listening: the address refuses connections, as a booting guest does, until the
+    guest-agent stand-in has put the key in place (it starts the gateway)."""
     c = shared_vm.driver.config
     gw = Gateway([{22: c.ssh_port, 2376: c.engine_port}], addresses=[ADDRESS])
-    gw.start()
     try:
         yield gw
     finally:
@@ -53,7 +54,7 @@ def _instance_key(emu):
 
 
 def test_create_provisions_through_google(google_emu, google_env, shared_vm, gateway, machine_bin, store_path):
-    agent = GuestAgentStandIn(shared_vm, _instance_key(google_emu))
+    agent = GuestAgentStandIn(shared_vm, _instance_key(google_emu), on_ready=gateway.start)
     agent.start()
     try:
         t0 = time.monotonic()

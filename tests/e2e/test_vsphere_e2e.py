@@ -59,9 +59,9 @@ def _keys_from_user_data(text: str) -> list[str]:
 class CloudInitStandIn(threading.Thread):
     """Waits for the clone in vcsim, reads its guestinfo.userdata and authorizes its key on the VM."""
 
-    def __init__(self, sim, vm, name: str):
+    def __init__(self, sim, vm, name: str, on_ready=lambda: None):
         super().__init__(daemon=True)
-        self.sim, self.vm, self.name = sim, vm, name
+        self.sim, self.vm, self.name, self.on_ready = sim, vm, name, on_ready
         self.keys: list[str] = []
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -84,6 +84,7 @@ class CloudInitStandIn(threading.Thread):
                                 "install -d -m 700 /root/.ssh && printf '%s\\n' " + _sh(key) +
                                 " >> /root/.ssh/authorized_keys")
                             assert rc == 0, err
+                        self.on_ready()  # the guest's sshd answers once cloud-init has run
                         return
                 time.sleep(0.5)
             raise TimeoutError(f"no powered-on VM {self.name} with guestinfo.userdata in vcsim")
@@ -99,9 +100,10 @@ def _sh(s: str) -> str:
 
 @pytest.fixture
 def gateway(shared_vm):
+    """Not yet listening: like a booting guest's sshd, the address refuses connections until the
+    cloud-init stand-in has authorized the key (it starts the gateway)."""
     c = shared_vm.driver.config
     gw = Gateway([{22: c.ssh_port, 2376: c.engine_port}], addresses=[ADDRESS])
-    gw.start()
     try:
         yield gw
     finally:
@@ -110,7 +112,7 @@ def gateway(shared_vm):
 
 def test_create_provisions_through_vsphere(vsphere_env, shared_vm, gateway, machine_bin, store_path):
     sim = vsphere_env
-    watcher = CloudInitStandIn(sim, shared_vm, NAME)
+    watcher = CloudInitStandIn(sim, shared_vm, NAME, on_ready=gateway.start)
     watcher.start()
     args = ["create", "-d", "vsphere", "--vsphere-vcenter", sim.host, "--vsphere-vcenter-port", str(sim.port),
             "--vsphere-ca-cert", sim.cert_file, "--vsphere-clone-from", TEMPLATE, "--vsphere-disk-size", "2048",

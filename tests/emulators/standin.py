@@ -16,9 +16,9 @@ def _sh(s: str) -> str:
 
 
 class GuestAgentStandIn(threading.Thread):
-    def __init__(self, vm, find_user_and_key, timeout: float = 300):
+    def __init__(self, vm, find_user_and_key, timeout: float = 300, on_ready=lambda: None):
         super().__init__(daemon=True)
-        self.vm, self.find, self.timeout = vm, find_user_and_key, timeout
+        self.vm, self.find, self.timeout, self.on_ready = vm, find_user_and_key, timeout, on_ready
         self.user = self.key = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -40,6 +40,7 @@ class GuestAgentStandIn(threading.Thread):
                               f"chmod 440 /etc/sudoers.d/90-{self.user}")
                     rc, out, err = self.vm.run(script)
                     assert rc == 0, err
+                    self.on_ready()  # the guest's sshd answers once its agent has put the key in place
                     return
                 time.sleep(0.3)
             raise TimeoutError("the emulator never held the VM with its SSH key")

@@ -9,6 +9,7 @@ was not there before.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -136,7 +137,8 @@ def test_create_stop_start_restart_kill_rm(stack, demo, clean, tmp_path):
     group = demo.network.get_security_group(d.config.security_group_id)
     ports = sorted((r["protocol"], r["port_range_min"]) for r in group.security_group_rules if r.get("port_range_min"))
     assert ports == sorted([("tcp", 22), ("tcp", 2376), ("tcp", 2377), ("tcp", 7946), ("udp", 7946), ("udp", 4789)])
-    assert "Password" not in d.config and PASSWORD not in str(d.config)
+    record = json.dumps(d.config.to_record())   # what config.json's Driver object gets
+    assert "Password" not in d.config.to_record() and PASSWORD not in record and PASSWORD not in repr(d.config)
 
     assert d.state() == State.RUNNING
     d.stop()
