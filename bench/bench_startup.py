@@ -10,7 +10,10 @@ full click CLI (MACHINE_NO_FAST=1, which is what every verb cost before the ligh
 Goal (issue 14): <= 1.5x the floor for env, config, url, active; <= 2x for inspect and
 ls -q with 200 machines.
 
-Usage: python bench/bench_startup.py [--machines 200] [--runs 15] [--no-full] [--no-pyc]
+Usage: python bench/bench_startup.py [--machines 200] [--runs 15] [--no-full] [--no-pyc] [--instructions]
+
+--instructions counts the instructions each command executes under valgrind's callgrind
+instead of timing it: the same on a busy machine as on an idle one (one run each, slow).
 
 Byte code: an installed package has its .pyc files; a source checkout run with
 PYTHONDONTWRITEBYTECODE=1 recompiles every module on every start, which is not what users
@@ -64,12 +67,29 @@ def run_once(cmd: list[str], env: dict) -> tuple[float, float]:
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
+def instructions(cmd: list[str], env: dict) -> int:
+    """Instructions `cmd` executes, counted by callgrind (deterministic; load does not change it)."""
+    import re
+    import shutil
+
+    vg = shutil.which("valgrind")
+    if not vg:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    p = subprocess.run([vg, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    m = re.search(r"Collected : (\d+)", p.stderr)
+    if p.returncode != 0 or not m:
+        raise SystemExit(f"{' '.join(cmd)} failed under callgrind: {p.stderr[-300:]}")
+    return int(m.group(1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--machines", type=int, default=200)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--no-full", action="store_true", help="skip the full-CLI (before) column")
     ap.add_argument("--no-pyc", action="store_true", help="no byte-code cache (every module compiled each run)")
+    ap.add_argument("--instructions", action="store_true", help="count instructions with callgrind, not time")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = os.path.join(tmp, "store")
@@ -110,6 +130,15 @@ def main() -> None:
         cases.append(("env (script)", "machine env, console script entry", script + verbs[1][1], env))
         for _, _, cmd, e in cases:  # warm-up: byte code written, files in the page cache
             run_once(cmd, e)
+        if args.instructions:
+            counts = {key: instructions(cmd, e) for key, _, cmd, e in cases}
+            floor = counts["floor"]
+            print(f"{'command':52s} {'instructions':>14s} {'ratio':>6s}  goal")
+            for key, label, _, _ in cases:
+                goal = GOALS.get(key)
+                mark = "" if goal is None else (f"<= {goal:g}x " + ("ok" if counts[key] / floor <= goal else "MISSED"))
+                print(f"{label:52s} {counts[key]:14,d} {counts[key] / floor:5.2f}x  {mark}")
+            return
         walls: dict[str, list[float]] = {k: [] for k, *_ in cases}
         cpus: dict[str, list[float]] = {k: [] for k, *_ in cases}
         for _ in range(args.runs):
