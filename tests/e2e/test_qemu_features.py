@@ -141,9 +141,6 @@ UDP_SERVER = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGR
               "while True:\n d,a=s.recvfrom(512)\n print('got:'+d.decode(),flush=True)\n s.sendto(b'echo:'+d,a)\n")
 
 
-@pytest.mark.skipif(os.environ.get("MACHINE_E2E_UNVERIFIED") != "1",
-                    reason="changed after its one run (UDP replies need nat mode) and not yet seen green: "
-                           "opt-in with MACHINE_E2E_UNVERIFIED=1")
 def test_published_udp_port_round_trip(dev):
     want = 5353
     # busybox has no UDP server: the container runs the guest's own python3 through read-only mounts
