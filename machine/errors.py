@@ -16,12 +16,16 @@ class MachineError(Exception):
         return f"{self.message}: {self.hint}" if self.hint else self.message
 
 
+def error_message(e: BaseException) -> str:
+    """The error's text: ours (message), click's (format_message) or any exception's str()."""
+    return str(getattr(e, "message", None) or (e.format_message() if hasattr(e, "format_message") else e))
+
+
 def error_line(e: BaseException, *, prefix: str = "", debug: bool = False) -> str:
     """The one line the user sees for `e` (the full CLI and the light path print the same):
     "Error: MESSAGE: HINT", and when the error carries a command's output, a pointer to
     --debug (which prints that output itself)."""
-    message = str(getattr(e, "message", None) or (e.format_message() if hasattr(e, "format_message") else e))
-    first, _, details = message.partition("\n")
+    first, _, details = error_message(e).partition("\n")
     hint = getattr(e, "hint", None)
     line = first + (f": {hint}" if hint else "")
     if details and not debug:

@@ -39,7 +39,7 @@ def step_reporter(name: str | None = None, quiet: bool = False):
 def print_error(e: BaseException, *, debug: bool, prefix: str = "") -> None:
     """One line for the user; with --debug first the traceback and any debug detail
     the error carries (host-key fingerprints, the failing command's output)."""
-    from ..errors import error_line
+    from ..errors import error_line, error_message
 
     if debug:
         import traceback
@@ -48,8 +48,7 @@ def print_error(e: BaseException, *, debug: bool, prefix: str = "") -> None:
         extra = getattr(e, "debug", None) or getattr(getattr(e, "__cause__", None), "debug", None)
         if extra:
             click.echo(str(extra), err=True)
-        message = str(getattr(e, "message", None) or (e.format_message() if hasattr(e, "format_message") else e))
-        details = message.partition("\n")[2]
+        details = error_message(e).partition("\n")[2]
         if details:  # e.g. the last lines a failing install printed
             click.echo(details, err=True)
     click.echo(error_line(e, prefix=prefix, debug=debug), err=True)
