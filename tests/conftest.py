@@ -3,6 +3,7 @@ so nothing touches the user's ~/.docker."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -15,6 +16,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Every qemu guest a test boots is isolated (reaches loopback forwards only) unless the test
 # says otherwise: a safety net under the explicit --qemu-network-mode isolated of each test.
 os.environ.setdefault("QEMU_NETWORK_MODE", "isolated")
+# A non-interactive shell starts background jobs with SIGINT ignored (run-tests.sh runs the fast
+# tiers with `&`), and an ignored signal stays ignored across exec: every `machine` the tests
+# start would then shrug off the Ctrl-C the interrupt tests send. A Python handler here is reset
+# to the default in each child at exec, so the children see Ctrl-C as a user's terminal sends it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from harness.checkout import checkout_mismatches  # noqa: E402
 
