@@ -107,8 +107,8 @@ def main() -> None:
               f"{args.runs} interleaved runs per command; {'no byte code' if args.no_pyc else 'byte code cached'}")
         py = sys.executable
         exe = [py, "-m", "machine"]
-        # The installed console script runs `from machine.cli.main import main; sys.exit(main())`.
-        script = [py, "-c", "import sys; from machine.cli.main import main; sys.exit(main())"]
+        # The installed console script (pyproject's [project.scripts]) runs machine.fast:main.
+        script = [py, "-c", "import sys; from machine.fast import main; sys.exit(main())"]
         verbs = [
             ("--version", ["--version"]),
             ("env", ["env", "--shell", "bash", "bench-000"]),

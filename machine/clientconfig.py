@@ -114,15 +114,15 @@ def _unknown_shell(name: str) -> UsageError:
 def detect_shell() -> str:
     """The user's shell, as one of SHELLS.
 
-    shellingham (walks the parent processes) first, then the basename of $SHELL,
-    else "bash". A shell we cannot write for raises UsageError naming --shell.
+    The parent processes first (shellingham's rules, machine.shelldetect), then the
+    basename of $SHELL, else "bash". A shell we cannot write for raises UsageError naming --shell.
     """
     found: str | None = None
     try:
-        import shellingham  # lazy: only needed when --shell is not given
+        from .shelldetect import detect_shell as parent_shell  # only when --shell is not given
 
-        found = shellingham.detect_shell()[0]
-    except Exception:  # ShellDetectionFailure, RuntimeError on odd platforms, ImportError
+        found = parent_shell()[0]
+    except Exception:  # no shell among the parents, unreadable /proc, RuntimeError on odd platforms
         found = None
     if not found:
         found = os.path.basename(os.environ.get("SHELL", "").strip())

@@ -4,10 +4,11 @@ A driver makes and controls one host. It knows nothing of certificates, engines 
 swarm: it gets a host up, says how to reach it over SSH, and records every cloud
 resource it creates in the journal the moment it exists.
 
-Each driver declares its configuration as a dataclass derived from `DriverConfig`;
+Each driver declares its configuration as a class derived from `DriverConfig` (a
+machine.record.Record: fields from annotations, as a dataclass, without its import cost);
 every field says, through `setting(...)`, its config.json key (docker-machine's name
 where it had one) and, for user-settable fields, its flag, env var, help and hidden
-docker-machine alias. `create` validates user input into that dataclass
+docker-machine alias. `create` validates user input into that class
 (`Config.from_options`), the record's "Driver" object is written from it
 (`to_record`), and keys a docker-machine store holds that we do not model survive
 the round trip (`extra`).
@@ -19,18 +20,17 @@ under drivers/ and one line in pyproject.toml (docs/drivers.md).
 from __future__ import annotations
 
 import abc
-import dataclasses
 import functools
 import math
 import os
 import typing
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 from .errors import MachineError, UsageError
 from .model import State
+from .record import MISSING, Record, field, fields
 
 ENTRY_POINT_GROUP = "machine.drivers"
 COMMANDS_ENTRY_POINT_GROUP = "machine.commands"
@@ -40,11 +40,10 @@ _SCALARS = (str, int, float, bool)
 
 # --------------------------------------------------------------------------- settings
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(Record, frozen=True):
     """One field of a driver's configuration, as the CLI, env and config.json see it."""
 
-    field: str                  # the dataclass field name
+    field: str                  # the config class's field name
     key: str                    # its key in config.json's "Driver" object
     kind: type                  # str, int, float, bool, list or dict
     default: Any
@@ -66,7 +65,7 @@ def setting(key: str, default: Any = None, *, flag: str | None = None, help: str
             env: str | None = None, alias: str | tuple = (), secret: bool = False,
             choices: tuple = (), min: float | None = None, max: float | None = None,
             group: str = "") -> Any:
-    """Declare a driver configuration field (used as the dataclass field's default)."""
+    """Declare a driver configuration field (used as the field's default in the Config class)."""
     meta = {"machine": dict(key=key, flag=flag, help=help, envvar=env,
                             aliases=(alias,) if isinstance(alias, str) else tuple(alias),
                             secret=secret, choices=tuple(choices), min=min, max=max, group=group)}
@@ -163,16 +162,14 @@ def _coerce(s: Setting, value: Any, *, strict: bool, where: str) -> Any:
     return out
 
 
-@dataclass(frozen=True)
-class Claims:
+class Claims(Record, frozen=True):
     """What a machine holds that its peers must not take (local ports, private addresses)."""
 
     ports: frozenset = frozenset()
     addresses: frozenset = frozenset()
 
 
-@dataclass
-class DriverConfig:
+class DriverConfig(Record):
     """Settings every driver shares (docker-machine's BaseDriver fields).
 
     Subclasses add their own fields with `setting(...)` and may redeclare these to
@@ -295,19 +292,18 @@ class DriverConfig:
 def _settings(cls) -> tuple[Setting, ...]:
     hints = typing.get_type_hints(cls)
     out = []
-    for f in dataclasses.fields(cls):
+    for f in fields(cls):
         meta = f.metadata.get("machine")
         if meta is None:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default if f.default is not MISSING else f.default_factory()
         out.append(Setting(field=f.name, kind=_kind(hints[f.name]), default=default, **meta))
     return tuple(out)
 
 
 # --------------------------------------------------------------------------- capabilities, endpoint
 
-@dataclass(frozen=True)
-class Capabilities:
+class Capabilities(Record, frozen=True):
     """What a driver can do, so callers never test driver names."""
 
     start: bool = True
@@ -322,8 +318,7 @@ class Capabilities:
     cloud: bool = False
 
 
-@dataclass(frozen=True)
-class SSHEndpoint:
+class SSHEndpoint(Record, frozen=True):
     host: str
     port: int
     user: str
@@ -395,8 +390,7 @@ def remove_journaled(entries: list[dict], *, order: typing.Sequence[str], remove
         raise failed
 
 
-@dataclass(frozen=True)
-class DriverContext:
+class DriverContext(Record, frozen=True):
     """All a driver gets from the core: nothing else of the store is its business."""
 
     machine_name: str

@@ -12,16 +12,15 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from .layout import DEFAULT_ENGINE_PORT
 
 from .errors import MachineError
+from .record import Record
 
 
-@dataclass
-class EngineInfo:
+class EngineInfo(Record):
     version: str
     api_version: str
     os: str

@@ -9,12 +9,11 @@ written back. A store that was moved is rebased on read (recorded store path ≠
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
 import os
-from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .record import Record, field, fields
 from .layout import DEFAULT_CERT_DAYS, DEFAULT_ENGINE_PORT, DEFAULT_INSTALL_URL, DEFAULT_TLS_KEY_TYPE
 
 CONFIG_VERSION = 3
@@ -50,7 +49,7 @@ class Phase(str, enum.Enum):
 
 
 def _go_fields(cls, data: dict | None):
-    """Build a dataclass from a dict with Go field names; keep unknown keys in `extra`."""
+    """Build a record from a dict with Go field names; keep unknown keys in `extra`."""
     data = dict(data or {})
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
@@ -83,7 +82,7 @@ def go(name: str, *, is_list: bool = False, ours: bool = False):
     return {"go": name, "list": is_list, "ours": ours}
 
 
-class _GoRecord:
+class _GoRecord(Record):
     """(De)serialisation by the Go field names in each field's metadata."""
 
     @classmethod
@@ -98,7 +97,6 @@ class _GoRecord:
         return _to_go(self, ours=True)
 
 
-@dataclass
 class EngineOptions(_GoRecord):
     arbitrary_flags: list = field(default_factory=list, metadata=go("ArbitraryFlags", is_list=True))
     dns: list | None = field(default=None, metadata=go("Dns"))
@@ -127,7 +125,6 @@ class EngineOptions(_GoRecord):
         return (self.install or ("bundle" if self.bundle else "script")).lower()
 
 
-@dataclass
 class SwarmOptions(_GoRecord):
     is_swarm: bool = field(default=False, metadata=go("IsSwarm"))
     address: str = field(default="", metadata=go("Address"))
@@ -153,7 +150,6 @@ AUTH_PATH_FIELDS = (
 )
 
 
-@dataclass
 class AuthOptions(_GoRecord):
     cert_dir: str = field(default="", metadata=go("CertDir"))
     ca_cert_path: str = field(default="", metadata=go("CaCertPath"))
@@ -170,7 +166,6 @@ class AuthOptions(_GoRecord):
     extra: dict = field(default_factory=dict)
 
 
-@dataclass
 class MachineMeta(_GoRecord):
     """Our own per-machine facts, under the "Machine" key."""
 
@@ -199,8 +194,7 @@ def _base_driver_config(data: dict | None = None):
     return DriverConfig.from_record(data)
 
 
-@dataclass
-class Host:
+class Host(Record):
     name: str
     driver_name: str
     driver: Any = field(default_factory=_base_driver_config)  # a DriverConfig

@@ -20,7 +20,7 @@ from .errors import MachineError, UsageError
 from .layout import DEFAULT_ENGINE_PORT
 from .store import CorruptRecord, Store, validate_name
 
-if TYPE_CHECKING:  # the record classes are dataclasses: `active` and `ls -q` never load them
+if TYPE_CHECKING:  # the record classes: `active` and `ls -q` never load them
     from .model import Host, State
 
 Reporter = Callable[[str], None]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from ...driver import DriverConfig, setting
 from ...errors import UsageError
@@ -44,7 +43,6 @@ def _a(name: str) -> str:
     return f"--amazonec2-{name}"
 
 
-@dataclass
 class AWSConfig(DriverConfig):
     # ---- account, region, endpoint ---------------------------------------------------
     access_key: str = setting("AccessKey", "", flag="access-key", alias=_a("access-key"), secret=True, group=G_AWS,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
 
 from ...driver import DriverConfig, setting
 from ...errors import UsageError
@@ -39,7 +38,6 @@ G_AUTH = "Credentials and endpoints"
 G_VM = "Virtual machine"
 
 
-@dataclass
 class AzureConfig(DriverConfig):
     # ---- where -------------------------------------------------------------------------
     subscription_id: str = setting("SubscriptionID", "", flag="subscription-id", env="AZURE_SUBSCRIPTION_ID",

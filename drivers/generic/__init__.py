@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from ...driver import Capabilities, Driver, DriverConfig, setting
 from ...engineapi import port_open
@@ -14,7 +13,6 @@ from ...model import State
 DEFAULT_KEY = "~/.ssh/id_rsa"
 
 
-@dataclass
 class GenericConfig(DriverConfig):
     ip_address: str = setting("IPAddress", "", flag="ip-address", env="GENERIC_IP_ADDRESS",
                               help="IP address or host name of the server")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from ...driver import DriverConfig, setting
 from ...errors import UsageError
@@ -27,7 +26,6 @@ G_NET = "Network"
 G_AUTH = "Credentials and endpoints"
 
 
-@dataclass
 class GoogleConfig(DriverConfig):
     project: str = setting("Project", "", flag="project", env="GOOGLE_PROJECT",
         help="project ID (default: the application default credentials' project)")

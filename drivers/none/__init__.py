@@ -1,7 +1,6 @@
 """Driver `none`: record an engine that already exists, reached at --url."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from ...driver import Capabilities, Driver, DriverConfig, setting
@@ -11,7 +10,6 @@ from ...model import State
 URL_SCHEMES = ("tcp", "unix", "ssh")
 
 
-@dataclass
 class NoneConfig(DriverConfig):
     # docker-machine's `none` driver takes a bare --url: kept as an alias of --none-url.
     url: str = setting("URL", "", flag="url", alias="--url", env="NONE_URL",

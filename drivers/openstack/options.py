@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-from dataclasses import dataclass
 
 from ...driver import Claims, DriverConfig, setting
 from ...errors import UsageError
@@ -26,7 +25,6 @@ SERVER_GROUP_POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-ant
 ENDPOINT_TYPES = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin",
                   "public": "public", "internal": "internal", "admin": "admin"}
 
-@dataclass
 class OpenStackConfig(DriverConfig):
     auth_url: str = setting("AuthUrl", "", flag="auth-url", env="OS_AUTH_URL",
         help="OpenStack authentication URL")

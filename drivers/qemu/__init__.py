@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from dataclasses import dataclass
 
 from ...driver import Capabilities, Claims, Driver, DriverConfig, setting
 from ...errors import MachineError, UsageError
@@ -101,7 +100,6 @@ def file_digest(path: str | os.PathLike, algo: str) -> str:
     return h.hexdigest()
 
 
-@dataclass
 class QemuConfig(DriverConfig):
     memory: int = setting("Memory", 1024, flag="memory", env="QEMU_MEMORY", min=128, max=1024 * 1024,
                           help="memory in MiB", alias="--kvm-memory", group="Size")

@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ...driver import Capabilities, Claims, Driver, DriverConfig, setting
@@ -45,7 +44,6 @@ def _home_share() -> str:
     return "/Users" if os.uname().sysname == "Darwin" else "/home"
 
 
-@dataclass
 class VirtualBoxConfig(DriverConfig):
     memory: int = setting("Memory", 1024, flag="memory", env="VIRTUALBOX_MEMORY_SIZE", min=128, max=1024 * 1024,
                           group="Size", help="memory in MB")

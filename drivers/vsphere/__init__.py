@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
 
 from ...driver import Capabilities, Driver, DriverConfig, setting
 from ...errors import MachineError, NotFound, UsageError
@@ -25,7 +24,6 @@ A = "--vmwarevsphere-"
 GiB = 1024 ** 3
 
 
-@dataclass
 class VSphereConfig(DriverConfig):
     # ---- where vCenter is and who logs in
     vcenter: str = setting("IP", "", flag="vcenter", env="VSPHERE_VCENTER", alias=A + "vcenter", group="vCenter",

@@ -499,14 +499,15 @@ def test_tcsh_source(tmp_path):
 
 @pytest.fixture
 def fake_shellingham(monkeypatch):
-    import shellingham
+    """What the parent-process walk (machine.shelldetect, shellingham's rules) reports."""
+    from machine import shelldetect
 
     def use(result):
         def detect(*a, **k):
             if isinstance(result, Exception):
                 raise result
             return result
-        monkeypatch.setattr(shellingham, "detect_shell", detect)
+        monkeypatch.setattr(shelldetect, "detect_shell", detect)
 
     return use
 
@@ -522,9 +523,9 @@ def test_detect_shell_maps_shellingham_names(fake_shellingham, found, expected):
 
 
 def test_detect_shell_falls_back_to_SHELL(fake_shellingham, monkeypatch):
-    import shellingham
+    from machine.shelldetect import DetectionFailed
 
-    fake_shellingham(shellingham.ShellDetectionFailure())
+    fake_shellingham(DetectionFailed("no shell among the parents"))
     monkeypatch.setenv("SHELL", "/usr/local/bin/fish")
     assert cc.detect_shell() == "fish"
     monkeypatch.setenv("SHELL", "/usr/bin/pwsh")
