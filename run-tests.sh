@@ -13,10 +13,10 @@ fi
 log=$(mktemp /tmp/machine-fast-tier.XXXXXX)
 slow_log=$(mktemp /tmp/machine-slow-tier.XXXXXX)
 t0=$(date +%s)
-python3 -m pytest -q -p no:cacheprovider -m "not vm and not openstack" tests >"$log" 2>&1 &
+python3 -m pytest -q -p no:cacheprovider --durations=15 -m "not vm and not openstack" tests >"$log" 2>&1 &
 fast=$!
 set +e
-python3 -m pytest -q -p no:cacheprovider -m "vm or openstack" tests 2>&1 | tee "$slow_log"
+python3 -m pytest -q -p no:cacheprovider --durations=25 -m "vm or openstack" tests 2>&1 | tee "$slow_log"
 slow_rc=${PIPESTATUS[0]}
 wait "$fast"
 fast_rc=$?

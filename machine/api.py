@@ -51,6 +51,8 @@ class HostStatus:
     cert_expiry: str = ""
     labels: list = field(default_factory=list)
     response_ms: int = 0
+    #: container ports the driver forwards to the host now ("127.0.0.1:8080->80/tcp"; qemu's agent)
+    ports: list = field(default_factory=list)
     engine_options: dict = field(default_factory=lambda: EngineOptions().to_dict())
     swarm_options: dict = field(default_factory=lambda: SwarmOptions().to_dict())
 
@@ -61,7 +63,7 @@ class HostStatus:
             "Active": "*" if self.active else "-", "ActiveHost": self.active,
             "DockerVersion": self.docker_version, "Swarm": self.swarm, "Error": self.error,
             "CertExpiry": self.cert_expiry, "ResponseTime": f"{self.response_ms}ms",
-            "EngineLabels": self.labels,
+            "EngineLabels": self.labels, "Ports": ", ".join(self.ports),
         }
 
 
@@ -566,6 +568,9 @@ elif command -v zypper >/dev/null; then echo "updates $(zypper -q lu 2>/dev/null
         try:
             driver = self.driver_for(host, persist=False)
             row.state = str(known_state if known_state is not None else driver.state())
+            if row.state == State.RUNNING.value and hasattr(driver, "published_ports"):
+                row.ports = [f"127.0.0.1:{p['host_port']}->{p['guest_port']}/{p['proto']}"
+                             for p in driver.published_ports()]
             if row.state == State.RUNNING.value and row.url:
                 info = self.check_engine(host, timeout=timeout)
                 row.docker_version = "v" + info.version if info.version else ""

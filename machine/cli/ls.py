@@ -11,7 +11,10 @@ DEFAULT_FORMAT = ("table {{.Name}}\t{{.Active}}\t{{.DriverName}}\t{{.State}}\t{{
                   "\t{{.DockerVersion}}\t{{.CertExpiry}}\t{{.Error}}")
 HEADERS = {"Name": "NAME", "Active": "ACTIVE", "ActiveHost": "ACTIVE", "DriverName": "DRIVER", "State": "STATE",
            "URL": "URL", "Swarm": "SWARM", "DockerVersion": "DOCKER", "Error": "ERRORS",
-           "CertExpiry": "CERTS EXPIRE", "ResponseTime": "RESPONSE"}
+           "CertExpiry": "CERTS EXPIRE", "ResponseTime": "RESPONSE", "Ports": "PORTS"}
+# Shown only when a listed machine forwards published ports to the host (local VMs), so the table
+# of every other store stays docker-machine's.
+PORTS_COLUMN = "\t{{.Ports}}"
 
 
 @click.command()
@@ -40,4 +43,6 @@ def ls(api, quiet, filters, timeout, fmt):
     if fmt == "json":
         click.echo(json.dumps([r.as_template_data() for r in rows], indent=2))
         return
-    click.echo(render_rows(fmt or DEFAULT_FORMAT, [r.as_template_data() for r in rows], HEADERS), nl=False)
+    if fmt is None:
+        fmt = DEFAULT_FORMAT + (PORTS_COLUMN if any(r.ports for r in rows) else "")
+    click.echo(render_rows(fmt, [r.as_template_data() for r in rows], HEADERS), nl=False)

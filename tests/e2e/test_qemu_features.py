@@ -114,6 +114,9 @@ def test_published_tcp_port_answers_on_loopback_and_goes_with_its_container(dev)
     if expect_same:
         assert host_port == want
     assert ports[0]["proto"] == "tcp" and ports[0]["containers"] == ["web"]
+    r = dev.machine("ls", "--filter", f"name=^{NAME}$")   # ls says where it is reachable
+    header, row = r.stdout.splitlines()
+    assert header.split()[-1] == "PORTS" and row.endswith(f"127.0.0.1:{host_port}->{want}/tcp"), r.stdout
 
     def fetch():
         try:
