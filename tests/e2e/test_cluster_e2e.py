@@ -146,12 +146,20 @@ def test_overlay_service_routing_mesh(cl, busybox_rootfs):
         assert got, m
     assert len(seen) >= 2, f"the mesh sent every request to one task: {seen}"
 
-    # the encrypted overlay carries task-to-task traffic across nodes (service VIP on e2enet)
+    # the encrypted overlay carries task-to-task traffic across nodes: the service's virtual IP on
+    # e2enet balances over the tasks of every node. (By address, with busybox nc: Debian's static
+    # busybox wget segfaults in a rootfs without glibc's NSS files, even for an IP literal.)
+    vips = json.loads(cl.docker("service", "inspect", SERVICE, "--format", "{{json .Endpoint.VirtualIPs}}"))
+    net_id = cl.docker("network", "inspect", "e2enet", "--format", "{{.Id}}").strip()
+    vip = next(v["Addr"].split("/")[0] for v in vips if v["NetworkID"] == net_id)
     cid = cl.docker("ps", "-q", "--filter", f"name={SERVICE}.", context=members[0]).split()[0]
     names = set()
     for _ in range(6):
-        names.add(cl.docker("exec", cid, "busybox", "wget", "-qO-", "-T", "10", f"http://{SERVICE}:{PORT}/",
-                            context=members[0]).strip())
+        reply = cl.docker("exec", cid, "busybox", "sh", "-c",
+                          f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 10 {vip} {PORT}",
+                          context=members[0])
+        assert "200 OK" in reply, reply
+        names.add(reply.strip().splitlines()[-1].strip())
     assert len(names) >= 2, names
 
 
@@ -161,11 +169,19 @@ def test_worker_killed_service_heals(cl):
     assert cl.machine("status", victim).stdout.strip() == "Stopped"
     wait_for(f"{victim} Down", lambda: any(n["Hostname"] == victim and n["Status"] == "Down" for n in _nodes(cl)), 180)
 
+    seen = {}
+
     def healed():
         tasks = _running_tasks(cl)
-        return len(tasks) == 3 and victim not in tasks.values() and _replicas(cl) == "3/3"
+        seen.update(tasks=tasks, replicas=_replicas(cl))
+        return len(tasks) == 3 and victim not in tasks.values() and seen["replicas"] == "3/3"
 
-    wait_for("web back to 3/3 on the others", healed, 300)
+    try:
+        wait_for("web back to 3/3 on the others", healed, 300)
+    except AssertionError:  # say what the swarm showed, for the failure report
+        ps = cl.docker("service", "ps", SERVICE, "--no-trunc", check=False)
+        nodes = cl.docker("node", "ls", check=False)
+        raise AssertionError(f"not healed after 300s: {seen}\n{ps}\n{nodes}") from None
 
 
 def test_scale_adds_a_worker_that_joins(cl):
