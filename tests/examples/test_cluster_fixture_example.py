@@ -7,36 +7,30 @@ Run: flock /tmp/machine-vm.lock python3 -m pytest -m vm tests/examples -q
 """
 import time
 
-import os
-
 import pytest
 
-pytestmark = [
-    pytest.mark.vm,
-    # Written and run once here (it got to `swarm init` on three real VMs, which a TLS bug then failed;
-    # that bug is fixed) but never yet seen green, and ~15 minutes on this 2-core machine: opt-in until it is.
-    pytest.mark.skipif(os.environ.get("MACHINE_E2E_CLUSTER") != "1",
-                       reason="cluster e2e is opt-in: MACHINE_E2E_CLUSTER=1 (three VMs, ~15 min under TCG)"),
-]
+from harness.fixtures import busybox_rootfs  # noqa: F401  (the image the service runs)
+
+# One manager and no workers keeps the example to one VM in CI (the cluster e2e,
+# tests/e2e/test_cluster_e2e.py, is where three nodes heal, scale and route).
+pytestmark = pytest.mark.vm
 
 
 @pytest.fixture(scope="session")
 def machine_cluster_store(tmp_path_factory):
     """Our test store: a fresh one sharing the VM image cache (users keep the default store)."""
-    from harness.vm import TEST_CACHE, ensure_image, vm_capable, vm_store
+    from harness.vm import ensure_image, vm_capable, vm_store
 
-    if vm_capable() or not (TEST_CACHE / "busybox-rootfs.tar").exists():
-        pytest.skip(vm_capable() or "no busybox rootfs cached (run the e2e tests once)")
+    if vm_capable():
+        pytest.skip(vm_capable())
     ensure_image(engine=True)
     return vm_store(tmp_path_factory, "example")
 
 
-@pytest.mark.cluster(name="example", managers=1, workers=1, options={"memory": 640, "network_mode": "isolated"})
-def test_replicated_service(swarm_cluster):
-    from harness.vm import TEST_CACHE
-
+@pytest.mark.cluster(name="example", managers=1, workers=0, options={"memory": 640, "network_mode": "isolated"})
+def test_replicated_service(swarm_cluster, busybox_rootfs):
     for node in swarm_cluster.machines:  # no registry here: bring the image to every node
-        swarm_cluster.docker("import", "-", "busybox:ex", node=node, input=(TEST_CACHE / "busybox-rootfs.tar").read_bytes())
+        swarm_cluster.docker("import", "-", "busybox:ex", node=node, input=busybox_rootfs)
     swarm_cluster.docker("service", "create", "--detach", "--name", "hello", "--replicas", "2",
                          "--no-resolve-image", "busybox:ex", "sleep", "3600")
     for _ in range(100):

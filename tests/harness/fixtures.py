@@ -5,9 +5,13 @@ in a conftest's pytest_plugins):
 """
 from __future__ import annotations
 
+import io
+import subprocess
+import tarfile
+
 import pytest
 
-from .vm import VMPool, ensure_image, vm_capable, vm_store, wait_ssh_parallel
+from .vm import TEST_CACHE, VMPool, ensure_image, vm_capable, vm_store, wait_ssh_parallel
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +54,28 @@ def net_pair(vm_pool):
     yield vms
     for n in names:
         vm_pool.remove(n)
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory) -> bytes:
+    """A tar of a rootfs holding only a static busybox, for `docker import`."""
+    TEST_CACHE.mkdir(parents=True, exist_ok=True)  # a fresh machine has no cache folder yet
+    cache = TEST_CACHE / "busybox-rootfs.tar"
+    if cache.exists():
+        return cache.read_bytes()
+    d = tmp_path_factory.mktemp("busybox")
+    r = subprocess.run(["apt-get", "download", "busybox-static"], cwd=d, capture_output=True, text=True)
+    debs = list(d.glob("busybox-static_*.deb"))
+    if r.returncode != 0 or not debs:
+        pytest.skip(f"busybox-static not available: {r.stderr.strip()[-200:]}")
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(d / "x")], check=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(d / "x" / "bin" / "busybox"), arcname="bin/busybox")
+        for name in ("sh", "sleep", "echo", "cat"):
+            info = tarfile.TarInfo(f"bin/{name}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            tar.addfile(info)
+    cache.write_bytes(buf.getvalue())
+    return buf.getvalue()
