@@ -44,7 +44,7 @@ cat "$log"
 # The last lines are what a CI page shows: every failure of every stream and their totals.
 echo "==================== summary ===================="
 for f in "$slow_log" "$own_log" "$log"; do
-  grep -E '^(FAILED|ERROR) | in [0-9.]+s( \(.*\))?( =+)?$' "$f" | tail -40 || true
+  grep -E '^(FAILED|ERROR) |^=* ?([0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran)' "$f" | tail -40 || true
 done
 rm -f "$log" "$own_log" "$slow_log"
 echo "fast tiers: exit $fast_rc; own-VM tests: exit $own_rc; shared-VM, gateway and OpenStack tests: exit $slow_rc;" \

@@ -1,7 +1,7 @@
 """pytest fixtures for real VMs. Import them into a test module (or list this module
 in a conftest's pytest_plugins):
 
-    from harness import vm_pool, shared_vm, net_pair  # noqa: F401
+    from harness.fixtures import vm_pool, shared_vm, net_pair, busybox_rootfs  # noqa: F401
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import subprocess
 import tarfile
 
 import pytest
+
+from machine.fsutil import atomic_write
 
 from .vm import TEST_CACHE, VMPool, ensure_image, vm_capable, vm_store, wait_ssh_parallel
 
@@ -77,5 +79,6 @@ def busybox_rootfs(tmp_path_factory) -> bytes:
             info.type = tarfile.SYMTYPE
             info.linkname = "busybox"
             tar.addfile(info)
-    cache.write_bytes(buf.getvalue())
+    # two VM test streams may build it at once: the other never reads a half-written tar
+    atomic_write(cache, buf.getvalue())
     return buf.getvalue()
