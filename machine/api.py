@@ -51,7 +51,7 @@ class HostStatus:
     cert_expiry: str = ""
     labels: list = field(default_factory=list)
     response_ms: int = 0
-    #: container ports the driver forwards to the host now ("127.0.0.1:8080->80/tcp"; qemu's agent)
+    #: ports the driver forwards from the host to the machine now ("127.0.0.1:HOST->GUEST/tcp"; qemu's agent)
     ports: list = field(default_factory=list)
     engine_options: dict = field(default_factory=lambda: EngineOptions().to_dict())
     swarm_options: dict = field(default_factory=lambda: SwarmOptions().to_dict())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-
 from ...driver import Claims, DriverConfig, setting
 from ...errors import UsageError
 

@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-
 from ...driver import Capabilities, Claims, Driver, DriverConfig, setting
 from ...errors import MachineError, UsageError
 from ...fsutil import PRIVATE_FILE, PUBLIC_FILE, atomic_write
