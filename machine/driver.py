@@ -461,6 +461,13 @@ class Driver(abc.ABC):
     def state(self) -> State:
         """The host's power state as the platform reports it."""
 
+    def stopped_reason(self) -> str | None:
+        """Why the host cannot answer now (its VM exited, the platform stopped it), or None
+        when it may still come up. Asked now and then while waiting for SSH, so that a dead
+        host fails at once instead of at the deadline; unreachable is not stopped (an sshd
+        still starting). Default: None (this driver cannot tell cheaply)."""
+        return None
+
     def start(self) -> None:
         """Power the host on (a no-op when it runs)."""
         raise MachineError(f"driver {self.name} cannot start machines")

@@ -670,8 +670,12 @@ def describe_error(e: BaseException) -> str:
 def wait_for_ssh(endpoint: SSHEndpoint, known_hosts: str | os.PathLike, *, deadline_s: float,
                  pin: bool, hint: str | None = None, interval: float = 1.0,
                  on_attempt: Callable[[int, str | None], None] | None = None,
-                 expected_fingerprint: str = "") -> Connection:
+                 expected_fingerprint: str = "",
+                 gone: Callable[[], str | None] | None = None, gone_every_s: float = 10.0) -> Connection:
     """Connect, retrying transient failures until the deadline; report the last real error.
+
+    `gone()` (asked at most every `gone_every_s` while retrying) says why the host can no
+    longer answer — its VM stopped — or None: a dead VM fails now, not at the deadline.
 
     Retried: connection refused/reset, timeouts, unreachable, banner/handshake
     errors (sshd still starting). Not retried: authentication failure, host key
@@ -688,6 +692,8 @@ def wait_for_ssh(endpoint: SSHEndpoint, known_hosts: str | os.PathLike, *, deadl
     end = start + deadline_s
     attempt = 0
     last: str | None = None
+    next_probe = start + gone_every_s
+    where = f"{endpoint.user}@{endpoint.host}:{endpoint.port}"
     while True:
         attempt += 1
         remaining = end - time.monotonic()
@@ -700,11 +706,19 @@ def wait_for_ssh(endpoint: SSHEndpoint, known_hosts: str | os.PathLike, *, deadl
             last = describe_error(e)
         if on_attempt:
             on_attempt(attempt, last)
+        if gone is not None and time.monotonic() >= next_probe:
+            next_probe = time.monotonic() + gone_every_s
+            try:
+                why = gone()
+            except Exception:  # a failed probe proves nothing: keep waiting until the deadline
+                why = None
+            if why:
+                raise MachineError(f"SSH to {where} cannot answer: {why} (last error: {last})",
+                                   "see why it stopped (for a local VM: its console.log), then retry")
         remaining = end - time.monotonic()
         if remaining <= 0:
             break
         time.sleep(min(interval, remaining))
-    where = f"{endpoint.user}@{endpoint.host}:{endpoint.port}"
     raise MachineError(
         f"SSH to {where} not ready after {deadline_s:g}s ({attempt} attempts); last error: {last}",
         "check that the host is running and reachable, or raise the SSH wait deadline")

@@ -564,6 +564,12 @@ class QemuDriver(Driver):
             return State.ERROR
         return State.RUNNING
 
+    def stopped_reason(self) -> str | None:
+        # The process alone (no QMP: the monitor takes one client at a time and `ls` may be using it).
+        if self.pid():
+            return None
+        return f"its QEMU process is gone (the guest's console: {self._path('console.log')})"
+
     def start(self) -> None:
         if self.pid():
             if self.state() == State.PAUSED:

@@ -111,7 +111,8 @@ def provision_host(store, host, driver, *, on_step: Callable[[str], None] = lamb
                                f"check: machine status {host.name}")
         conn = ssh.wait_for_ssh(endpoint, mdir / layout.KNOWN_HOSTS, deadline_s=ssh_deadline_s,
                                 expected_fingerprint=host.machine.ssh_key_fingerprint or "",
-                                pin=pin_host_key, hint=host_key_hint(host.name))
+                                pin=pin_host_key, hint=host_key_hint(host.name),
+                                gone=driver.stopped_reason)
         host.machine.ssh_key_fingerprint = conn.host_key_fingerprint
         if conn.pinned:
             changed.append("host-key-pinned")

@@ -515,6 +515,7 @@ def test_stopped_machine_state_and_idempotent_remove(tmp_path):
     Path(d.machine_dir).mkdir(parents=True)
     (Path(d.machine_dir) / "qemu.pid").write_text(str(os.getpid()))  # a live pid that is not QEMU
     assert d.state() == State.STOPPED
+    assert "QEMU process is gone" in d.stopped_reason() and "console.log" in d.stopped_reason()
     d.remove()
     d.remove()
     assert os.listdir(d.machine_dir) == []
@@ -560,7 +561,7 @@ def test_real_create_state_stop_start_remove_without_a_guest_os(tmp_path, small_
     d.create()
     try:
         pid = d.pid()
-        assert pid and d.state() == State.RUNNING
+        assert pid and d.state() == State.RUNNING and d.stopped_reason() is None
         cfg = d.config
         assert cfg.ip_address == "127.0.0.1" and cfg.kernel == "" and cfg.image_format == "qcow2"
         assert not ports.port_free(cfg.ssh_port) and not ports.port_free(cfg.engine_port)
@@ -578,7 +579,7 @@ def test_real_create_state_stop_start_remove_without_a_guest_os(tmp_path, small_
         d.start()
         assert d.state() == State.RUNNING and cfg.ssh_port == ssh_port
         d.kill()
-        assert d.state() == State.STOPPED
+        assert d.state() == State.STOPPED and "QEMU process is gone" in d.stopped_reason()
         d.start()
         pid = d.pid()
     finally:

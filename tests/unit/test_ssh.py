@@ -289,6 +289,41 @@ def test_wait_for_ssh_reports_connection_refused_within_deadline(tmp_path):
     assert "last error: connection refused" in str(ei.value)
 
 
+def test_wait_for_ssh_fails_at_once_when_the_host_is_gone(tmp_path):
+    """A VM that died while we wait for its sshd fails at the next probe, not at the deadline;
+    the probe is asked no more often than gone_every_s, and only while retrying."""
+    from machine import ssh
+
+    port = free_port()  # nothing listens here
+    asked = []
+
+    def gone():
+        asked.append(time.monotonic())
+        return "its QEMU process is gone" if len(asked) >= 2 else None
+
+    t0 = time.monotonic()
+    with pytest.raises(MachineError) as ei:
+        ssh.wait_for_ssh(SSHEndpoint("127.0.0.1", port, "root", None), tmp_path / "kh", deadline_s=120,
+                         pin=True, interval=0.1, gone=gone, gone_every_s=0.5)
+    assert time.monotonic() - t0 < 10
+    assert len(asked) == 2 and asked[1] - asked[0] >= 0.5
+    msg = str(ei.value)
+    assert f"SSH to root@127.0.0.1:{port} cannot answer: its QEMU process is gone" in msg
+    assert "last error: connection refused" in msg
+
+
+def test_wait_for_ssh_a_failing_probe_proves_nothing(tmp_path):
+    from machine import ssh
+
+    def gone():
+        raise RuntimeError("the cloud API is down")
+
+    with pytest.raises(MachineError) as ei:
+        ssh.wait_for_ssh(SSHEndpoint("127.0.0.1", free_port(), "root", None), tmp_path / "kh", deadline_s=1.5,
+                         pin=True, interval=0.1, gone=gone, gone_every_s=0.2)
+    assert "not ready after 1.5s" in str(ei.value)  # waited out its deadline as without a probe
+
+
 def test_wait_for_ssh_succeeds_when_sshd_comes_up_late(sshd, tmp_path):
     import threading
 
