@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.fixtures import busybox_rootfs, engine_image, net_pair, shared_vm, vm_pool, vm_store_path  # noqa: F401
+from harness.fixtures import busybox_rootfs, engine_image, shared_vm, vm_pool, vm_store_path  # noqa: F401
 from harness.vm import ensure_image, vm_capable
 
 

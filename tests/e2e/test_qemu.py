@@ -1,5 +1,8 @@
 """End-to-end: real QEMU VMs through the qemu driver (slow: ~1 min per boot under TCG).
 
+Private networks between VMs (addresses, both directions, the switch kept while a member
+uses it and gone with the last) are checked on the swarm cluster: tests/e2e/test_cluster_e2e.py.
+
 Run: pytest -m vm tests/e2e/test_qemu.py
 """
 from __future__ import annotations
@@ -25,34 +28,6 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
-
-
-def test_private_network(net_pair):
-    a, b = net_pair
-    ip_a, ip_b = a.driver.private_address(), b.driver.private_address()
-    assert ip_a and ip_b and ip_a != ip_b
-    assert ip_b in b.driver.addresses() and "127.0.0.1" in b.driver.addresses()
-    rc, out, err = a.run(f"ping -c 3 -W 5 {ip_b}")
-    assert rc == 0, out + err
-    rc, out, err = b.run(f"ping -c 3 -W 5 {ip_a}")
-    assert rc == 0, out + err
-    # each VM has its static address on the private NIC
-    rc, out, _ = a.run("ip -br -4 addr")
-    assert ip_a in out
-
-
-def test_network_switch_stops_with_last_machine(vm_pool, net_pair):
-    from machine.drivers.qemu.network import Network
-
-    net = Network(vm_pool.store.driver_dir("qemu"), "e2enet")
-    pid = net.switch_pid()
-    assert pid
-    assert set(net.leases()) == {"net-a", "net-b"}
-    vm_pool.remove("net-a")
-    assert net.switch_pid() == pid, "the switch stays while a machine uses it"
-    vm_pool.remove("net-b")
-    assert net.switch_pid() is None
-    assert not net.dir.exists()
 
 
 def test_cli_create_ssh_stop_start_kill_rm(engine_image, tmp_path_factory, busybox_rootfs):

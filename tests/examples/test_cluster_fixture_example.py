@@ -11,8 +11,9 @@ import pytest
 
 from harness.fixtures import busybox_rootfs  # noqa: F401  (the image the service runs)
 
-# One manager and no workers keeps the example to one VM in CI (the cluster e2e,
-# tests/e2e/test_cluster_e2e.py, is where three nodes heal, scale and route).
+# Run alone, it makes its own one-VM cluster. In CI it runs on the cluster e2e's three nodes
+# (tests/e2e/test_cluster_e2e.py calls it with the fixture reusing that cluster), so the
+# suite does not boot a cluster twice.
 pytestmark = pytest.mark.vm
 
 

@@ -1,7 +1,7 @@
 """pytest fixtures for real VMs. Import them into a test module (or list this module
 in a conftest's pytest_plugins):
 
-    from harness.fixtures import vm_pool, shared_vm, net_pair, busybox_rootfs  # noqa: F401
+    from harness.fixtures import vm_pool, shared_vm, busybox_rootfs  # noqa: F401
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from machine.fsutil import atomic_write
 
-from .vm import TEST_CACHE, VMPool, ensure_image, vm_capable, vm_store, wait_ssh_parallel
+from .vm import TEST_CACHE, VMPool, ensure_image, vm_capable, vm_store
 
 
 @pytest.fixture(scope="session")
@@ -45,17 +45,6 @@ def shared_vm(vm_pool):
     modules that use it, it may be parked (stopped) to make room; each module gets it running."""
     vm = vm_pool.get("shared") or vm_pool.create("shared", standby=True)
     return vm_pool.ensure_running(vm)
-
-
-@pytest.fixture(scope="module")
-def net_pair(vm_pool):
-    """Two VMs on one private network, booted in parallel; removed after the module."""
-    names = ("net-a", "net-b")
-    vms = [vm_pool.create(n, wait=False, network="e2enet", memory=768) for n in names]
-    wait_ssh_parallel(vms)
-    yield vms
-    for n in names:
-        vm_pool.remove(n)
 
 
 @pytest.fixture(scope="session")
