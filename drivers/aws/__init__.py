@@ -546,6 +546,17 @@ class AWSDriver(Driver):
     def state(self) -> State:
         return STATE.get(self._describe()["State"]["Name"], State.NONE)
 
+    def stopped_reason(self) -> str | None:
+        # One DescribeInstances per probe (every 10 s of an SSH wait): a spot instance reclaimed
+        # or an instance stopped from the console fails the create now, not at the deadline.
+        try:
+            name = self._describe()["State"]["Name"]
+        except NotFound as e:
+            return e.message
+        if name in ("stopping", "stopped", "shutting-down", "terminated"):
+            return f"instance {self.config.instance_id} is {name}"
+        return None
+
     # ---- addresses ----------------------------------------------------------------------
     def addresses(self) -> list[str]:
         out = []

@@ -24,7 +24,7 @@ def test_full_lifecycle_leaves_nothing(make_driver, moto):
     kinds = sorted({e["kind"] for e in d.journal})
     assert kinds == ["instance", "key_pair", "security_group", "volume"], d.journal.entries
     assert not any(e.get("pending") for e in d.journal)
-    assert d.state() == State.RUNNING
+    assert d.state() == State.RUNNING and d.stopped_reason() is None
 
     ec2 = moto.ec2()
     inst = ec2.describe_instances(InstanceIds=[c.instance_id])["Reservations"][0]["Instances"][0]
@@ -48,6 +48,7 @@ def test_full_lifecycle_leaves_nothing(make_driver, moto):
     assert d.state() == State.RUNNING
     d.kill()
     assert d.state() == State.STOPPED
+    assert d.stopped_reason() == f"instance {c.instance_id} is stopped"  # a create waiting for SSH stops now
     d.remove()
     assert moto.leftovers() == {}
     assert len(d.journal) == 0
@@ -59,6 +60,8 @@ def test_rm_is_idempotent_when_resources_vanished(make_driver, moto):
     d.create()
     ec2 = moto.ec2()
     ec2.terminate_instances(InstanceIds=[d.config.instance_id])
+    assert d.stopped_reason() in (f"instance {d.config.instance_id} is terminated",
+                                  f"instance {d.config.instance_id} is shutting-down")
     ec2.delete_key_pair(KeyName=d.config.keypair_name)
     d.remove()
     assert moto.leftovers() == {}

@@ -7,13 +7,13 @@ One cluster for the module (three 768 MiB VMs on a private vde network); the tes
 in order: nodes Ready and reaching each other over the private network → the pytest
 plugin's example runs on this cluster (its fixture reuses it) → encrypted overlay +
 replicated service answering through the routing mesh from every node → a worker's VM
-killed, the service back to 3/3 on the others → `create bx-1 bx-2 bx-3 --swarm-worker`
+killed, the service back to 3/3 on the others → `create -n 3 --swarm-worker` (bx-1…3)
 with bx-2's VM killed mid-create: the others join, bx-2 is rolled back → `rm` of a worker
 leaves the swarm first, the network's switch stays while members use it → `cluster scale`
 adds a worker that joins → the last manager is refused → `cluster rm` leaves nothing (no
 machine, network switch, context or process). Every command's output (some with --debug)
 and every file of the store except the VMs' own disks are searched for join tokens.
-About 13 minutes alone on this 2-core TCG machine.
+About 18 minutes alone on this 2-core TCG machine.
 """
 from __future__ import annotations
 
@@ -164,8 +164,10 @@ def test_overlay_service_routing_mesh(cl, busybox_rootfs):
               "--publish", f"{PORT}:{PORT}", "--no-resolve-image", IMAGE, "sh", "-c",
               f"mkdir -p /www && hostname > /www/index.html && exec busybox httpd -f -p {PORT} -h /www")
     wait_for("web 3/3", lambda: _replicas(cl) == "3/3", 300)
-    tasks = _running_tasks(cl)
-    assert sorted(tasks.values()) == sorted(members), tasks  # spread: one per node
+    # Where the tasks run is the scheduler's call (it spreads, but avoids a node where a task of
+    # the service just failed): cross-node traffic only needs them on two nodes at least.
+    containers = _task_containers(cl, members)  # container id (its hostname) -> node
+    assert len(set(containers.values())) >= 2, (containers, cl.docker("service", "ps", SERVICE, "--no-trunc"))
 
     # the routing mesh: every node answers on the published port, from tasks on other nodes too
     seen = set()
@@ -174,22 +176,25 @@ def test_overlay_service_routing_mesh(cl, busybox_rootfs):
         assert len(replies) == 6, (m, replies)
         seen |= set(replies)
     assert len(seen) >= 2, f"the mesh sent every request to one task: {seen}"
+    assert seen <= set(containers), (seen, containers)
 
     # the encrypted overlay carries task-to-task traffic across nodes: the service's virtual IP on
-    # e2enet balances over the tasks of every node. (By address, with busybox nc: Debian's static
-    # busybox wget segfaults in a rootfs without glibc's NSS files, even for an IP literal.)
+    # e2enet, asked from a task on one node, balances over tasks on the others too. (By address,
+    # with busybox nc: Debian's static busybox wget segfaults in a rootfs without glibc's NSS
+    # files, even for an IP literal.)
     vips = json.loads(cl.docker("service", "inspect", SERVICE, "--format", "{{json .Endpoint.VirtualIPs}}"))
     net_id = cl.docker("network", "inspect", "e2enet", "--format", "{{.Id}}").strip()
     vip = next(v["Addr"].split("/")[0] for v in vips if v["NetworkID"] == net_id)
-    cid = cl.docker("ps", "-q", "--filter", f"name={SERVICE}.", context=members[0]).split()[0]
+    cid, home = next(iter(containers.items()))
     names = set()
     for _ in range(6):
         reply = cl.docker("exec", cid, "busybox", "sh", "-c",
                           f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 10 {vip} {PORT}",
-                          context=members[0])
+                          context=home)
         assert "200 OK" in reply, reply
         names.add(reply.strip().splitlines()[-1].strip())
-    assert len(names) >= 2, names
+    assert names <= set(containers), (names, containers)
+    assert {containers[n] for n in names} - {home}, f"no reply from a task off {home}: {names} {containers}"
 
 
 def test_worker_killed_service_heals(cl):
@@ -219,15 +224,15 @@ def test_worker_killed_service_heals(cl):
 
 
 def test_batch_one_vm_killed_others_join(cl):
-    """`create NAME...` joining the swarm; one VM dies mid-create: the others are Ready workers,
+    """`create -n 3` joining the swarm; one VM dies mid-create: the others are Ready workers,
     it is rolled back (no record, VM, agent or lease left), the summary says which and why."""
     from machine.drivers.qemu.network import Network
 
-    names = ["bx-1", "bx-2", "bx-3"]
     victim_dir = cl.store / "machines" / "bx-2"
     cmd = [sys.executable, "-m", "machine", "create", "-d", "qemu", "--qemu-memory", MEMORY,
            "--qemu-network-mode", "isolated", "--qemu-network", CLUSTER,
-           "--swarm-worker", "--swarm-join", f"{CLUSTER}-manager-1", "--parallel", "3", *names]
+           "--swarm-worker", "--swarm-join", f"{CLUSTER}-manager-1", "--parallel", "3",
+           "-n", "3", "--name-template", "bx-{n}"]
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cl.env)
     lines: list[str] = []
@@ -254,7 +259,7 @@ def test_batch_one_vm_killed_others_join(cl):
     reader.join(30)
     err = "".join(lines)
     LOGS.append(out + err)
-    print(f"[e2e] machine create {' '.join(names)} (bx-2 killed) -> {p.returncode} in {time.monotonic() - t0:.0f}s",
+    print(f"[e2e] machine create -n 3 (bx-2 killed) -> {p.returncode} in {time.monotonic() - t0:.0f}s",
           file=sys.stderr)
     assert p.returncode == 1, out + err[-3000:]
     summary = out.splitlines()
@@ -346,6 +351,16 @@ def _mesh_requests(e: Env, member: str, n: int) -> list[str]:
 def _replicas(e: Env) -> str:
     out = e.docker("service", "ls", "--filter", f"name={SERVICE}", "--format", "{{.Replicas}}", check=False)
     return out.strip().split(" ")[0] if out.strip() else ""
+
+
+def _task_containers(e: Env, members: list[str]) -> dict[str, str]:
+    """The service's running containers on each member: short id (the hostname it answers
+    with) -> node."""
+    found = {}
+    for m in members:
+        out = e.docker("ps", "-q", "--filter", f"name={SERVICE}.", context=m)
+        found.update({cid[:12]: m for cid in out.split()})
+    return found
 
 
 def _running_tasks(e: Env) -> dict[str, str]:
