@@ -7,6 +7,9 @@ if command -v cloud-init >/dev/null 2>&1; then
   if [ -f /run/cloud-init/result.json ]; then
     # written when cloud-init finished this boot: no need to start its (slow) Python
     echo "cloud_init_status=done"
+  elif [ -f /etc/cloud/cloud-init.disabled ] || grep -qw 'cloud-init=disabled' /proc/cmdline 2>/dev/null; then
+    # off for this boot (Machine's own images boot with machine-seed instead): nothing to wait for
+    echo "cloud_init_status=disabled"
   elif [ "${MACHINE_WAIT_CLOUD_INIT:-1}" = 1 ]; then
     t0=$(date +%s)
     # exit 1/2 (errors, degraded) are not ours to fail on; only record them

@@ -146,12 +146,15 @@ class QemuConfig(DriverConfig):
     private_mac: str = setting("PrivateMAC", "")
     private_ip_address: str = setting("PrivateIPAddress", "")
     instance_id: str = setting("InstanceID", "")
+    #: the image boots with machine-seed instead of cloud-init (image.SEED_AGENT_CMDLINE)
+    seed_agent: bool = setting("SeedAgent", False)
     accel_used: str = setting("AccelUsed", "")
     booted_at: str = setting("BootedAt", "")
 
     def validate(self, driver_name: str) -> None:
         user = self.ssh_user
-        if not user or not user.replace("-", "").replace("_", "").isalnum() or user[0].isdigit() or len(user) > 32:
+        if not user or not user.isascii() or not user.replace("-", "").replace("_", "").isalnum() \
+                or user[0].isdigit() or len(user) > 32:
             raise UsageError(f"invalid --qemu-ssh-user {user!r}", "use a plain login name")
         if self.ssh_port and self.ssh_port == self.engine_port:
             raise UsageError(f"--qemu-ssh-port and --qemu-engine-port are both {self.ssh_port}",
@@ -381,17 +384,20 @@ class QemuDriver(Driver):
         """Record what the machine boots: ImagePath/ImageFormat and Kernel/Initrd (or none)."""
         kind, value = self._image_spec()
         self._check_checksum_use(kind, value)
-        kernel = initrd = ""
-        if kind == "builtin":
-            from . import image
+        from . import image
 
+        kernel = initrd = ""
+        agent = False
+        if kind == "builtin":
             paths = image.build_image(self.ctx.cache_dir, engine=BUILTIN_IMAGES[value], log=self.ctx.report)
             disk, kernel, initrd = str(paths.disk), str(paths.kernel), str(paths.initrd)
+            agent = image.has_seed_agent(paths.dir)
         elif kind == "url":
             disk = self._download(value, parse_checksum(self.config.image_checksum)
                                   if self.config.image_checksum else None)
         elif os.path.isdir(value):
             disk, kernel, initrd = self._kernel_dir(value)
+            agent = image.has_seed_agent(value)
         else:
             if not os.path.isfile(value):
                 raise UsageError(f"image not found: {value}", "pass an existing disk image or an http(s) URL")
@@ -403,6 +409,7 @@ class QemuDriver(Driver):
             raise UsageError(f"image {disk} is {fmt}", "convert it: qemu-img convert -O qcow2 IN OUT")
         c = self.config
         c.image_path, c.image_format, c.kernel, c.initrd = disk, fmt, kernel, initrd
+        c.seed_agent = agent
 
     # ---- ssh key --------------------------------------------------------------------------
     def _make_key(self) -> str:
@@ -485,8 +492,15 @@ class QemuDriver(Driver):
             name=self.machine_name, disk=self.disk_path, seed=self._path("seed.iso"),
             qmp_socket=self.qmp_path, pid_file=self.pid_path, console_log=self._path("console.log"),
             ssh_port=c.ssh_port, engine_port=c.engine_port, nat_mac=c.nat_mac, memory=c.memory, cpus=c.cpus,
-            accel=accel, kernel=c.kernel or None, initrd=c.initrd or None,
+            accel=accel, kernel=c.kernel or None, initrd=c.initrd or None, append=self._kernel_append(),
             vde_socket=vde, private_mac=c.private_mac or None)
+
+    def _kernel_append(self) -> str:
+        if not self.config.seed_agent:
+            return _proc.KERNEL_APPEND
+        from .image import SEED_AGENT_CMDLINE
+
+        return f"{_proc.KERNEL_APPEND} {SEED_AGENT_CMDLINE}"
 
     def _boot(self, first: bool = False) -> None:
         for stale in (self.pid_path, self.qmp_path, self.agent_qmp_path):

@@ -14,6 +14,7 @@ offline .deb bundle of docker.io next to the image, for tests of the install ste
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -55,8 +56,64 @@ HOOKS = (
     ' > "$1/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf"',
     'printf "datasource_list: [ NoCloud, None ]\\nlocale: false\\nsystem_info:\\n  network:\\n'
     '    renderers: [networkd]\\n" > "$1/etc/cloud/cloud.cfg.d/90-machine.cfg"',
+    # keys only, also where a seed's user has no password yet
+    'printf "PasswordAuthentication no\\nKbdInteractiveAuthentication no\\n"'
+    ' > "$1/etc/ssh/sshd_config.d/50-machine.conf"',
+    # the engine starts once, when the provisioner has written its TLS configuration (it
+    # enables it then): not at first boot only to be restarted a few seconds later
+    'chroot "$1" systemctl disable docker.service docker.socket containerd.service >/dev/null 2>&1 || true',
     'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb',
 )
+
+# The seed agent (seed-agent.sh): our images' identity at boot without cloud-init's Python.
+# Ordered before networkd (it writes the NICs' .network files), sshd (host keys) and the
+# engine (a swarm node is named by the hostname). Only on when the driver says so.
+SEED_AGENT_UNIT = """[Unit]
+Description=Machine seed: hostname, SSH keys, network and mounts from the seed disk
+DefaultDependencies=no
+ConditionKernelCommandLine=machine.seed
+Wants=network-pre.target dev-disk-by\\x2dlabel-cidata.device
+After=local-fs.target systemd-remount-fs.service dev-disk-by\\x2dlabel-cidata.device
+Before=network-pre.target systemd-networkd.service ssh.service docker.service sysinit.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/machine-seed
+StandardOutput=journal+console
+
+[Install]
+WantedBy=sysinit.target
+"""
+#: what the driver appends to the kernel command line of an image with the agent
+SEED_AGENT_CMDLINE = "machine.seed cloud-init=disabled"
+
+
+def _install_file_hook(path: str, content: str, mode: str) -> str:
+    blob = base64.b64encode(content.encode()).decode()
+    return (f'mkdir -p "$1{os.path.dirname(path)}" && echo {blob} | base64 -d > "$1{path}"'
+            f' && chmod {mode} "$1{path}"')
+
+
+def seed_agent_hooks() -> list[str]:
+    agent = (Path(__file__).with_name("seed-agent.sh")).read_text()
+    return [
+        _install_file_hook("/usr/local/sbin/machine-seed", agent, "0755"),
+        _install_file_hook("/etc/systemd/system/machine-seed.service", SEED_AGENT_UNIT, "0644"),
+        'chroot "$1" systemctl enable machine-seed.service',
+    ]
+
+
+def has_seed_agent(image_dir: str | os.PathLike) -> bool:
+    """Whether a folder image (kernel + initrd + disk) was built with the seed agent: its
+    recipe.json says so. A small read of an untrusted file: anything odd means no."""
+    f = Path(image_dir) / "recipe.json"
+    try:
+        if not f.is_file() or f.stat().st_size > 1 << 20:
+            return False
+        return json.loads(f.read_text()).get("seed_agent") == 1
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -98,7 +155,8 @@ def recipe(engine: bool, suite: str | None = None) -> dict:
         "suite": suite or host_suite(),
         "variant": "minbase",
         "packages": packages,
-        "hooks": list(HOOKS),
+        "hooks": list(HOOKS) + seed_agent_hooks(),
+        "seed_agent": 1,
         "disk_size": DISK_SIZE[bool(engine)],
         "bundle": [] if engine else list(BUNDLE_PACKAGES),
         "engine": bool(engine),

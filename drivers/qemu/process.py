@@ -267,6 +267,10 @@ def qmp(path: str, name: str, timeout: float = 5.0, **arguments):
 
 # ---- argv -----------------------------------------------------------------------
 
+#: the kernel command line of a folder image (its root filesystem is the whole disk)
+KERNEL_APPEND = "root=/dev/vda rw console=ttyS0"
+
+
 @dataclass
 class VMSpec:
     name: str
@@ -283,7 +287,7 @@ class VMSpec:
     accel: str = "tcg"
     kernel: str | None = None
     initrd: str | None = None
-    append: str = "root=/dev/vda rw console=ttyS0"
+    append: str = KERNEL_APPEND
     vde_socket: str | None = None
     private_mac: str | None = None
     restrict: bool = True

@@ -7,12 +7,17 @@ network-config (v2; NICs matched by MAC: DHCP on the user-mode NIC, a static
 address on the private network). cloud-init also generates the SSH host keys on
 first boot. The YAML is written as JSON (a YAML subset), so no value can break
 the document's structure.
+
+machine-seed.sh says the same for Machine's own images, which boot without cloud-init
+(their machine-seed service, seed-agent.sh, sources it): shell assignments and two
+functions, every value quoted with shlex.quote for the guest's POSIX sh.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import shlex
 from pathlib import Path
 
 from ...fsutil import atomic_write
@@ -71,8 +76,34 @@ def network_config(nat_mac: str, private_mac: str | None = None,
     return json.dumps({"version": 2, "ethernets": ethernets}, indent=2) + "\n"
 
 
+def agent_script(*, instance_id: str, hostname: str, public_key: str, ssh_user: str, nat_mac: str,
+                 private_mac: str | None = None, private_cidr: str | None = None,
+                 bootcmd: list | None = None) -> str:
+    """machine-seed.sh: what seed-agent.sh applies (see its header)."""
+    public_key = public_key.strip()
+    if not public_key or "\n" in public_key:
+        raise ValueError("public key must be one line")
+    q = shlex.quote
+    lines = [
+        "# machine-seed.sh, written by Machine's qemu driver; sourced by machine-seed.service",
+        f"MS_INSTANCE_ID={q(instance_id)}",
+        f"MS_HOSTNAME={q(hostname)}",
+        f"MS_USER={q(ssh_user)}",
+        f"MS_SSH_KEY={q(public_key)}",
+        "ms_network() {",
+        f"    ms_link {NAT_NIC} {q(nat_mac.lower())} dhcp",
+    ]
+    if private_mac and private_cidr:
+        lines.append(f"    ms_link {PRIVATE_NIC} {q(private_mac.lower())} {q(private_cidr)}")
+    lines += ["}", "ms_bootcmd() {"]
+    lines += [f"    {shlex.join(map(str, c))}" for c in bootcmd or []] or ["    :"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 # ISO9660 8.3 name, Rock Ridge / Joliet long name
-_FILES = (("METADATA.;1", "meta-data"), ("USERDATA.;1", "user-data"), ("NETWORKC.;1", "network-config"))
+_FILES = (("METADATA.;1", "meta-data"), ("USERDATA.;1", "user-data"), ("NETWORKC.;1", "network-config"),
+          ("MACHINES.;1", "machine-seed.sh"))
 
 
 def build_iso(files: dict[str, str]) -> bytes:
@@ -103,6 +134,9 @@ def write_seed(path: str | os.PathLike, *, instance_id: str, hostname: str, publ
         "meta-data": meta_data(instance_id, hostname),
         "user-data": user_data(hostname, public_key, ssh_user, bootcmd),
         "network-config": network_config(nat_mac, private_mac, private_cidr),
+        "machine-seed.sh": agent_script(instance_id=instance_id, hostname=hostname, public_key=public_key,
+                                        ssh_user=ssh_user, nat_mac=nat_mac, private_mac=private_mac,
+                                        private_cidr=private_cidr, bootcmd=bootcmd),
     }
     return atomic_write(path, build_iso(files), mode=0o600)
 

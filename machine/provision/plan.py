@@ -88,8 +88,12 @@ def plan_files(facts: Facts, files: tuple[RemoteFile, ...], *, issue_cert: bool)
 
 
 def plan_engine(facts: Facts, write: tuple[str, ...]) -> str | None:
-    """Restart only when a file dockerd reads changed under a running engine; start when it is down."""
-    if any(p in RESTART_ON for p in write) and facts.engine_running:
+    """Restart when a file dockerd reads changed; start when it is down; else leave it be.
+
+    Restart, not start, even when the engine is not active: it may be still starting from
+    boot with the old files (systemd says "activating"), and a start would only join that
+    start job."""
+    if any(p in RESTART_ON for p in write):
         return "restart"
     if not facts.engine_running or facts.docker_enabled not in ("enabled", "static"):
         return "start"

@@ -68,7 +68,7 @@ def test_seed_iso_contents(tmp_path):
     assert iso.stat().st_mode & 0o077 == 0
     label, files = seed.read_iso(iso)
     assert label == "cidata"
-    assert set(files) == {"meta-data", "user-data", "network-config"}
+    assert set(files) == {"meta-data", "user-data", "network-config", "machine-seed.sh"}
     meta = load_yaml(files["meta-data"])
     assert meta == {"instance-id": "m1-abc", "local-hostname": "m1"}
     assert files["user-data"].startswith("#cloud-config\n")

@@ -6,6 +6,8 @@ the addresses or not) and the exact plan it must produce.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from machine.errors import MachineError
@@ -71,7 +73,11 @@ TABLE = [
     ("daemon-json-edited", host_facts(config=DAEMON_JSON), wanted(), Plan(write=(DAEMON_JSON,), engine="restart")),
     ("dropin-edited", host_facts(config=DROPIN), wanted(), Plan(write=(DROPIN,), engine="restart")),
     ("drift-engine-stopped", host_facts(config=DAEMON_JSON, running=False), wanted(),
-     Plan(write=(DAEMON_JSON,), engine="start")),
+     Plan(write=(DAEMON_JSON,), engine="restart")),
+    # still starting from boot with the old files ("activating"): a start would join that job
+    ("drift-engine-activating", dataclasses.replace(host_facts(config="missing"), docker_active="activating"),
+     wanted(cert_ok=False),
+     Plan(issue_cert=True, write=ALL, engine="restart")),
     # the certificate no longer covers the host's addresses (SANs differ) or is expiring
     ("sans-differ", host_facts(), wanted(cert_ok=False), Plan(issue_cert=True, write=CERT, engine="restart")),
     ("regenerate-asked", host_facts(), wanted(regenerate=True), Plan(issue_cert=True, write=CERT, engine="restart")),
