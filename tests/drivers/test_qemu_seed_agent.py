@@ -86,9 +86,9 @@ def test_the_recipe_installs_and_enables_the_agent(tmp_path):
     hooks = image.seed_agent_hooks()
     assert all(h in rec["hooks"] for h in hooks)
     assert hooks[-1] == 'chroot "$1" systemctl enable machine-seed.service'
-    os.umask(0o077)  # the hook's explicit modes win over any umask
-    for hook in hooks[:2]:
-        r = subprocess.run(["sh", "-c", hook, "hook", str(tmp_path)], capture_output=True, text=True)
+    for hook in hooks[:2]:  # under a tight umask: the hook's explicit modes win
+        r = subprocess.run(["sh", "-c", f"umask 077; {hook}", "hook", str(tmp_path)], capture_output=True,
+                           text=True)
         assert r.returncode == 0, r.stderr
     agent = tmp_path / "usr/local/sbin/machine-seed"
     assert agent.read_text() == Path(image.__file__).with_name("seed-agent.sh").read_text()
