@@ -373,6 +373,19 @@ class OpenStackDriver(Driver):
         server = self._get_server()
         return STATUS_STATE.get(str(server.status or "").upper(), State.NONE)
 
+    def stopped_reason(self) -> str | None:
+        # One GET /servers/ID per probe (every 10 s of an SSH wait): a server shut off, gone
+        # to ERROR or deleted during the create fails it now, not at the SSH deadline.
+        try:
+            server = self._get_server()
+        except NotFound as e:
+            return e.message
+        status = str(server.status or "").upper()
+        if status != "DELETED" and STATUS_STATE.get(status) not in (State.STOPPED, State.ERROR):
+            return None
+        fault = server.fault.get("message") if isinstance(server.fault, dict) else server.fault
+        return f"server {server.id} is {status}" + (f": {fault}" if fault else "")
+
     # ---- addresses ----------------------------------------------------------------------
     def addresses(self) -> list[str]:
         out = []

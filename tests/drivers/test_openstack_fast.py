@@ -907,6 +907,27 @@ def test_state_mapping(cloud, tmp_path):
         d.state()
 
 
+def test_stopped_reason_while_waiting_for_ssh(cloud, tmp_path):
+    """Asked every 10 s of the SSH wait: None while the server may still answer, one line once
+    it cannot (shut off, ERROR with Nova's fault, deleted behind our back)."""
+    d = make_driver(tmp_path)
+    d.pre_create_check()
+    d.create()
+    sid = d.config.machine_id
+    server = cloud.servers[sid]
+    for status in ("BUILD", "ACTIVE", "REBOOT", "HARD_REBOOT", "MIGRATING"):
+        server["status"] = status
+        assert d.stopped_reason() is None, status
+    server["status"] = "SHUTOFF"
+    assert d.stopped_reason() == f"server {sid} is SHUTOFF"
+    server.update(status="ERROR", fault={"code": 500, "message": "No valid host was found."})
+    assert d.stopped_reason() == f"server {sid} is ERROR: No valid host was found."
+    del cloud.servers[sid]
+    reason = d.stopped_reason()
+    assert reason and "not found" in reason
+    d.remove()
+
+
 def test_importing_the_driver_does_not_load_openstacksdk():
     code = ("import sys, machine.drivers.openstack as m; m.OpenStackDriver.Config.options(); "
             "assert 'openstack' not in sys.modules and 'keystoneauth1' not in sys.modules, sorted(sys.modules)")
