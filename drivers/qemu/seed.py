@@ -30,10 +30,16 @@ def meta_data(instance_id: str, hostname: str) -> str:
     return json.dumps({"instance-id": instance_id, "local-hostname": hostname}, indent=2) + "\n"
 
 
-def user_data(hostname: str, public_key: str, ssh_user: str = "root", bootcmd: list | None = None) -> str:
+def _one_line_key(public_key: str) -> str:
+    """The login key, one line: it goes into YAML, a shell assignment and authorized_keys."""
     public_key = public_key.strip()
-    if not public_key or "\n" in public_key:
+    if not public_key or "\n" in public_key or "\r" in public_key:
         raise ValueError("public key must be one line")
+    return public_key
+
+
+def user_data(hostname: str, public_key: str, ssh_user: str = "root", bootcmd: list | None = None) -> str:
+    public_key = _one_line_key(public_key)
     doc: dict = {
         "hostname": hostname,
         "preserve_hostname": False,
@@ -80,9 +86,7 @@ def agent_script(*, instance_id: str, hostname: str, public_key: str, ssh_user: 
                  private_mac: str | None = None, private_cidr: str | None = None,
                  bootcmd: list | None = None) -> str:
     """machine-seed.sh: what seed-agent.sh applies (see its header)."""
-    public_key = public_key.strip()
-    if not public_key or "\n" in public_key:
-        raise ValueError("public key must be one line")
+    public_key = _one_line_key(public_key)
     q = shlex.quote
     lines = [
         "# machine-seed.sh, written by Machine's qemu driver; sourced by machine-seed.service",

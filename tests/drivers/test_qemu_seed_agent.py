@@ -59,6 +59,8 @@ def test_seed_script_without_private_network_or_boot_commands(tmp_path):
     assert f[5:9] == ["link", "nat0", "52:54:00:00:00:01", "dhcp"] and f[9:] == [""]
     with pytest.raises(ValueError):
         seed.agent_script(instance_id="i", hostname="h", public_key="a\nb", ssh_user="root", nat_mac="m")
+    with pytest.raises(ValueError):
+        seed.agent_script(instance_id="i", hostname="h", public_key="a\rb", ssh_user="root", nat_mac="m")
 
 
 def test_the_seed_iso_carries_the_agent_file(tmp_path):
